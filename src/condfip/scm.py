@@ -1,0 +1,160 @@
+"""The one SCM interface every structural causal model in condfip answers.
+
+An additive-noise SCM over the columns of a table: ``x_i = f_i(x_parents(i)) + n_i`` on a DAG.
+Subclasses (the simulator's ground truth, the zero-shot inferred SCM, least squares on the parents, the
+DoWhy wrapper) provide two array functions in the user's units:
+
+- ``mechanism_array(x)``: ``f_i(x_pa(i))`` for every node at once, shape ``(rows, d)``;
+- ``draw_noise_array(n, rng)``: ``n`` fresh noise rows, shape ``(n, d)``.
+
+Everything else (noise abduction, fixed-point sampling, hard and shift interventions, counterfactuals, the
+DataFrame plumbing with the caller's index preserved) lives here once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from numbers import Real
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from condfip.errors import InputError
+
+Intervention = float | Callable[[np.ndarray], np.ndarray]
+Interventions = Mapping[str, Intervention]
+
+
+def longest_path_passes(graph: nx.DiGraph) -> int:
+    """Fixed-point passes that reach the exact solution on a DAG: longest path (in edges) + 1."""
+    return nx.dag_longest_path_length(graph) + 1 if graph.number_of_nodes() else 1
+
+
+class SCM(ABC):
+    """Base class: a DAG over named columns plus mechanisms and a noise law (see module docstring)."""
+
+    def __init__(self, graph: nx.DiGraph, columns: list[str], default_n: int = 1000):
+        if sorted(map(str, graph.nodes)) != sorted(map(str, columns)):
+            raise InputError("the graph's nodes and the columns differ; pass a graph over exactly these columns")
+        self._graph = nx.DiGraph(graph)
+        self.columns = [str(c) for c in columns]
+        self.default_n = int(default_n)
+        self.interventions: dict[str, Intervention] = {}
+        self._passes = longest_path_passes(self._graph)
+
+    # ---- what a subclass provides -------------------------------------------------------------------
+    @abstractmethod
+    def mechanism_array(self, x: np.ndarray) -> np.ndarray:
+        """f(x) for all nodes, shape (rows, d), in the user's units; node j of f depends on parents of j only."""
+
+    @abstractmethod
+    def draw_noise_array(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n fresh noise rows, shape (n, d), in the user's units."""
+
+    # ---- the interface ------------------------------------------------------------------------------
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The causal DAG (a copy; hard interventions remove the intervened nodes' incoming edges)."""
+        g = nx.DiGraph(self._graph)
+        for node, value in self.interventions.items():
+            if not callable(value):
+                g.remove_edges_from(list(g.in_edges(node)))
+        return g
+
+    def mechanism(self, data) -> pd.DataFrame:
+        """f_i(parents_i) evaluated on the rows of ``data`` (observational mechanisms)."""
+        x, index = self._as_array(data, "data")
+        return self._frame(self.mechanism_array(x), index)
+
+    def noise(self, data) -> pd.DataFrame:
+        """Abducted noise ``x - f(x)`` for the rows of ``data`` (observational mechanisms)."""
+        x, index = self._as_array(data, "data")
+        return self._frame(x - self.mechanism_array(x), index)
+
+    def sample(self, n: int | None = None, *, noise=None, seed: int | None = None) -> pd.DataFrame:
+        """Samples of this SCM (with its interventions). Given ``noise`` rows, pushes them through the
+        mechanisms (the result keeps their index); otherwise draws ``n`` fresh noise rows from ``seed``."""
+        if noise is not None:
+            eps, index = self._as_array(noise, "noise")
+            if n is not None and n != len(eps):
+                raise InputError(f"n={n} but {len(eps)} noise rows were given; pass one or the other")
+        else:
+            n = self.default_n if n is None else n
+            if not isinstance(n, int | np.integer) or n < 1:
+                raise InputError(f"n must be a positive integer, got {n!r}")
+            eps, index = self.draw_noise_array(int(n), np.random.default_rng(seed)), None
+        return self._frame(self.solve(eps), index)
+
+    def do(self, interventions: Interventions) -> SCM:
+        """A new SCM under interventions ``{node: value}`` (hard) or ``{node: callable}`` (shift: the
+        callable maps the node's pre-intervention value to its new value, in the user's units)."""
+        checked = self._check_interventions(interventions)
+        new = copy.copy(self)
+        new.interventions = {**self.interventions, **checked}
+        return new
+
+    def counterfactual(self, data, interventions: Interventions) -> pd.DataFrame:
+        """Counterfactual rows: abduct the noise of each factual row, then replay it under ``interventions``."""
+        return self.do(interventions).sample(noise=self.noise(data))
+
+    # ---- the fixed point ----------------------------------------------------------------------------
+    def solve(self, eps: np.ndarray) -> np.ndarray:
+        """Solve ``x = f(x) + eps`` with the interventions applied after every pass. On a DAG, longest
+        path + 1 passes reach the exact fixed point: each pass settles one more topological layer."""
+        eps = np.asarray(eps, dtype=np.float64)
+        hard = {self.columns.index(k): v for k, v in self.interventions.items() if not callable(v)}
+        shift = {self.columns.index(k): v for k, v in self.interventions.items() if callable(v)}
+        x = eps.copy()
+        for j, v in hard.items():
+            x[:, j] = v
+        for _ in range(self._passes):
+            x = self.mechanism_array(x) + eps
+            for j, fn in shift.items():
+                x[:, j] = np.asarray(fn(x[:, j].copy()), dtype=np.float64).reshape(-1)
+            for j, v in hard.items():
+                x[:, j] = v
+        return x
+
+    # ---- plumbing -----------------------------------------------------------------------------------
+    def _check_interventions(self, interventions: Interventions) -> dict[str, Intervention]:
+        if not isinstance(interventions, Mapping) or not interventions:
+            raise InputError("interventions must be a non-empty dict {node: value or callable}")
+        out: dict[str, Intervention] = {}
+        for node, value in interventions.items():
+            if str(node) not in self.columns:
+                raise InputError(f"unknown intervention node {node!r}; choose one of {self.columns}")
+            if callable(value):
+                out[str(node)] = value
+                continue
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+                raise InputError(f"intervention value for {node!r} must be a finite number, got {value!r}")
+            out[str(node)] = float(value)
+        return out
+
+    def _as_array(self, data, what: str) -> tuple[np.ndarray, pd.Index | None]:
+        if isinstance(data, pd.DataFrame):
+            missing = [c for c in self.columns if c not in map(str, data.columns)]
+            if missing:
+                raise InputError(f"{what} lacks columns {missing}; pass a DataFrame with columns {self.columns}")
+            frame = data.rename(columns=str)[self.columns]
+            try:
+                x = frame.to_numpy(dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise InputError(f"{what} has non-numeric values ({err}); pass numbers only") from None
+            index = data.index
+        else:
+            x = np.asarray(data, dtype=np.float64)
+            index = None
+            if x.ndim != 2 or x.shape[1] != len(self.columns):
+                raise InputError(f"{what} must have shape (rows, {len(self.columns)}), got {x.shape}")
+        if not np.isfinite(x).all():
+            bad = [c for c, ok in zip(self.columns, np.isfinite(x).all(axis=0)) if not ok]
+            raise InputError(f"{what} has NaN or inf in columns {bad}; drop or impute those rows")
+        return x, index
+
+    def _frame(self, x: np.ndarray, index: pd.Index | None) -> pd.DataFrame:
+        return pd.DataFrame(x, columns=self.columns, index=index)
