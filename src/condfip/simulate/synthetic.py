@@ -15,9 +15,9 @@ from condfip.simulate.noise import standard_noise
 from condfip.simulate.prior import Prior
 
 
-def streams(seed: int, index: int = 0, device: str | torch.device = "cpu") -> tuple[np.random.Generator, torch.Generator]:
-    """Independent numpy and torch random streams for dataset ``index`` of a run seeded with ``seed``."""
-    sequence = np.random.SeedSequence([int(seed), int(index)])
+def streams(*keys: int, device: str | torch.device = "cpu") -> tuple[np.random.Generator, torch.Generator]:
+    """Independent numpy and torch random streams named by integer keys, e.g. (seed, dataset index)."""
+    sequence = np.random.SeedSequence([int(k) for k in keys])
     torch_seed = int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
     return np.random.default_rng(sequence), torch.Generator(device=device).manual_seed(torch_seed)
 
@@ -101,7 +101,7 @@ def simulate(prior: Prior, *, nodes: int, samples: int, seed: int, index: int = 
              graphs: tuple[str, ...] | None = None, noises: tuple[str, ...] | None = None,
              device: str | torch.device = "cpu") -> SimulatedDataset:
     """Simulate one dataset (stream ``index`` of ``seed``) from ``prior``; columns are named X0..X{d-1}."""
-    rng, gen = streams(seed, index, device)
+    rng, gen = streams(seed, index, device=device)
     if mechanism is None:
         weights = np.asarray(prior.mechanism_weights or [1.0] * len(prior.mechanisms), dtype=float)
         mechanism = str(rng.choice(prior.mechanisms, p=weights / weights.sum()))

@@ -1,0 +1,203 @@
+"""The Cond-FiP network in one file: a dataset encoder and a conditional fixed-point decoder.
+
+Shapes: B datasets, n samples (rows), d nodes, h width. Graph masks are forward arguments:
+``adj[b, j, i] = True`` means j -> i; node i's attention row may look at node j iff ``adj[b, j, i]``.
+
+Encoder: every scalar x[s, i] is a token. Blocks alternate attention across samples (per node, no mask)
+and attention across nodes (per sample, parents only). A head predicts f(x) per token.
+
+Decoder: the encoder's context embeddings go through ``code_layers`` more block pairs and are max-pooled
+over samples into a per-node dataset code mu (B, d, h). From mu: a value codebook C, a query/position vector
+P and a condition c. A query row z is embedded as ``z_i C_i + P_i``; a stream that starts at P goes through
+blocks of DAG-masked attention whose keys/values are that embedding in every layer (never the updated
+stream: that would let a node see its grandparents) and an MLP, each modulated by adaptive LayerNorm from c
+(shift, scale, zero-initialised gate). ``Linear(h, 1)`` reads T(z)_i, which depends on z_parents(i) only.
+
+Roots have no parents: attention uses FiP's normaliser ``max(sum_j exp(s_j), 1)`` in its stable form, so a
+root's attention output is exactly zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    width: int = 64
+    heads: int = 2  # 2 heads: half the softmax work of 4 over samples on CPU, same width
+    encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
+    code_layers: int = 1  # block pairs between the frozen encoder and the max-pool (trained with the decoder)
+    decoder_layers: int = 3
+    mlp_ratio: int = 2
+    max_context: int = 1000  # larger contexts are subsampled at inference
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def dag_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Attention of q (..., d, e) over k, v (..., d, e) where ``allowed[..., i, j]`` (broadcastable to
+    (..., d, d)) lets query i see key j. Rows are normalised by max(sum exp(s), 1), computed as
+    exp(s - m) / max(sum exp(s - m), exp(-m)) with m the row max: rows without allowed keys give 0."""
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    m = scores.amax(dim=-1, keepdim=True).detach()  # the result does not depend on m: detach is exact
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    e = torch.exp(scores - m)
+    return (e / torch.maximum(e.sum(dim=-1, keepdim=True), torch.exp(-m))) @ v
+
+
+def parents_mask(adj: torch.Tensor) -> torch.Tensor:
+    """Query-row mask from an adjacency (B, d, d) with adj[b, j, i] meaning j -> i: row i allows its parents."""
+    return adj.transpose(-1, -2)
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, ratio: int):
+        super().__init__()
+        self.fc = nn.Linear(width, ratio * width)
+        self.proj = nn.Linear(ratio * width, width)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x)))
+
+
+class SampleAttention(nn.Module):
+    """Pre-LN block: attention across samples for each node (x laid out (B, d, n, h)), then an MLP."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.width), nn.LayerNorm(cfg.width)
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
+        self.out = nn.Linear(cfg.width, cfg.width)
+        self.mlp = MLP(cfg.width, cfg.mlp_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, d, n, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 1, 4, 2, 5)
+        a = F.scaled_dot_product_attention(q, k, v)  # (B, d, heads, n, e)
+        x = x + self.out(a.transpose(2, 3).reshape(B, d, n, h))
+        return x + self.mlp(self.ln2(x))
+
+
+class NodeAttention(nn.Module):
+    """Pre-LN block: DAG-masked attention across nodes for each sample (x laid out (B, d, n, h)), then an MLP."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.width), nn.LayerNorm(cfg.width)
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
+        self.out = nn.Linear(cfg.width, cfg.width)
+        self.mlp = MLP(cfg.width, cfg.mlp_ratio)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        B, d, n, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 2, 4, 1, 5)
+        a = dag_attention(q, k, v, allowed[:, None, None])  # (B, n, heads, d, e)
+        x = x + self.out(a.permute(0, 3, 1, 2, 4).reshape(B, d, n, h))
+        return x + self.mlp(self.ln2(x))
+
+
+class DatasetEncoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.embed = nn.Linear(1, cfg.width)
+        self.sample_blocks = nn.ModuleList(SampleAttention(cfg) for _ in range(cfg.encoder_layers))
+        self.node_blocks = nn.ModuleList(NodeAttention(cfg) for _ in range(cfg.encoder_layers))
+        self.head = nn.Sequential(nn.LayerNorm(cfg.width), MLP(cfg.width, cfg.mlp_ratio), nn.Linear(cfg.width, 1))
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, n, d), adj (B, d, d) -> token embeddings (B, d, n, h) and predicted f(x) (B, n, d)."""
+        allowed = parents_mask(adj)
+        hidden = self.embed(x.transpose(1, 2).unsqueeze(-1))
+        for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
+            hidden = node_block(sample_block(hidden), allowed)
+        return hidden, self.head(hidden).squeeze(-1).transpose(1, 2)
+
+
+class DecoderBlock(nn.Module):
+    """DAG-masked attention (queries: the stream; keys/values: the embedded query row) and an MLP, each
+    under adaptive LayerNorm from the dataset condition c (shift, scale, gate; zero-initialised)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        h = cfg.width
+        self.heads = cfg.heads
+        self.ln1 = nn.LayerNorm(h, elementwise_affine=False)
+        self.ln2 = nn.LayerNorm(h, elementwise_affine=False)
+        self.q = nn.Linear(h, h)
+        self.kv = nn.Linear(h, 2 * h)
+        self.out = nn.Linear(h, h)
+        self.mlp = MLP(h, cfg.mlp_ratio)
+        self.modulation = nn.Linear(h, 6 * h)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, stream: torch.Tensor, keys: torch.Tensor, cond: torch.Tensor,
+                allowed: torch.Tensor) -> torch.Tensor:
+        """stream, keys (B, m, d, h); cond (B, d, h); allowed (B, d, d)."""
+        B, m, d, h = stream.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
+        e = h // self.heads
+        q = self.q(self.ln1(stream) * (1 + scale1) + shift1).view(B, m, d, self.heads, e).transpose(2, 3)
+        k, v = self.kv(keys).view(B, m, d, 2, self.heads, e).permute(3, 0, 1, 4, 2, 5)
+        a = dag_attention(q, k, v, allowed[:, None, None]).transpose(2, 3).reshape(B, m, d, h)
+        stream = stream + gate1 * self.out(a)
+        return stream + gate2 * self.mlp(self.ln2(stream) * (1 + scale2) + shift2)
+
+
+class FixedPointDecoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        h = cfg.width
+        self.sample_blocks = nn.ModuleList(SampleAttention(cfg) for _ in range(cfg.code_layers))
+        self.node_blocks = nn.ModuleList(NodeAttention(cfg) for _ in range(cfg.code_layers))
+        self.code_norm = nn.LayerNorm(h)
+        self.to_codebook, self.to_position, self.to_condition = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
+        self.key_norm = nn.LayerNorm(h)
+        self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.decoder_layers))
+        self.final_norm = nn.LayerNorm(h)
+        self.readout = nn.Linear(h, 1)
+
+    def dataset_code(self, hidden: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """Encoder embeddings of the context (B, d, n, h) -> per-node dataset code mu (B, d, h)."""
+        allowed = parents_mask(adj)
+        for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
+            hidden = node_block(sample_block(hidden), allowed)
+        return self.code_norm(hidden.amax(dim=2))
+
+    def forward(self, code: torch.Tensor, z: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """T(z): code (B, d, h), query rows z (B, m, d) -> (B, m, d); T(z)_i depends on z_parents(i) only."""
+        allowed = parents_mask(adj)
+        codebook, position, cond = self.to_codebook(code), self.to_position(code), self.to_condition(code)
+        keys = self.key_norm(z.unsqueeze(-1) * codebook[:, None] + position[:, None])
+        stream = position[:, None].expand_as(keys)
+        for block in self.blocks:
+            stream = block(stream, keys, cond, allowed)
+        return self.readout(self.final_norm(stream)).squeeze(-1)
+
+
+class CondFiP(nn.Module):
+    """Encoder + decoder. All inputs are standardised per dataset and node."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = DatasetEncoder(cfg)
+        self.decoder = FixedPointDecoder(cfg)
+
+    def dataset_code(self, context: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.encoder(context, adj)
+        return self.decoder.dataset_code(hidden, adj)
+
+    def forward(self, context: torch.Tensor, z: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """T(z) for query rows z given the context dataset: (B, n, d), (B, m, d), (B, d, d) -> (B, m, d)."""
+        return self.decoder(self.dataset_code(context, adj), z, adj)

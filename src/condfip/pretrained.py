@@ -1,0 +1,97 @@
+"""Shipped weights: export from a training checkpoint, load offline (safetensors + a JSON model card)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+
+from condfip.errors import InputError
+from condfip.model import CondFiP, ModelConfig
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_FILE = "condfip.safetensors"
+CARD_FILE = "condfip.json"
+FORMAT_VERSION = 1
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _weights_paths(path: str | Path | None) -> tuple[Path, Path]:
+    """(safetensors file, card file) for a weights folder, a .safetensors file, or None (shipped)."""
+    path = WEIGHTS_DIR if path is None else Path(path)
+    if path.is_dir():
+        return path / WEIGHTS_FILE, path / CARD_FILE
+    return path, path.with_suffix(".json")
+
+
+def read_weights(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and model card of a weights folder or file, with errors that say what is wrong."""
+    weights, card_path = _weights_paths(path)
+    if not weights.exists():
+        raise InputError(f"weights file {weights} does not exist; pass a folder holding {WEIGHTS_FILE}")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"model card {card_path} is missing or unreadable ({err}); export the weights again") from None
+    if card.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"weights {weights} have format version {card.get('format_version')!r}, this condfip "
+                         f"reads version {FORMAT_VERSION}; use weights exported by this version")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorsError, OSError, ValueError, RuntimeError) as err:
+        raise InputError(f"weights file {weights} is truncated or corrupt ({err}); restore or re-export it") from None
+    return tensors, card
+
+
+def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """Model weights for a warm start: a training checkpoint (its EMA weights) or exported weights."""
+    source = Path(source) if str(source) != "pretrained" else WEIGHTS_DIR
+    if source.suffix == ".pt":
+        state = torch.load(source, map_location="cpu", weights_only=False)
+        tensors = state["ema"]
+    else:
+        tensors, card = read_weights(source)
+        if card["model"] != cfg.to_dict():
+            raise InputError(f"weights {source} have model config {card['model']}, training asks for {cfg.to_dict()}")
+    return tensors
+
+
+def build_network(path: str | Path | None = None) -> tuple[CondFiP, dict]:
+    """The network with loaded weights (eval mode) and its model card."""
+    tensors, card = read_weights(path)
+    try:
+        network = CondFiP(ModelConfig(**card["model"]))
+        network.load_state_dict(tensors)
+    except (TypeError, KeyError, RuntimeError) as err:
+        raise InputError(f"weights {path or WEIGHTS_DIR} do not fit this version's network ({err}); "
+                         "use weights exported by this version") from None
+    return network.eval(), card
+
+
+def export_weights(checkpoint: str | Path, out_dir: str | Path, card: dict) -> Path:
+    """Write the checkpoint's EMA weights (float32 safetensors) and a model card into out_dir, atomically."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.float().contiguous() for k, v in state["ema"].items()}
+    tmp = out / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, out / WEIGHTS_FILE)
+    full_card = {"format_version": FORMAT_VERSION, "model": state["config"]["model"], "train": state["config"],
+                 "step": state["step"], **card, "sha256": sha256(out / WEIGHTS_FILE)}
+    tmp = out / (CARD_FILE + ".tmp")
+    tmp.write_text(json.dumps(full_card, indent=2) + "\n")
+    os.replace(tmp, out / CARD_FILE)
+    return out / WEIGHTS_FILE
