@@ -1,7 +1,15 @@
-"""condfip: zero-shot structural causal models (Cond-FiP)."""
+"""condfip: zero-shot structural causal models (Cond-FiP).
+
+    import condfip
+    model = condfip.load_pretrained()
+    scm = model.infer(data, graph)      # pandas DataFrame + networkx DiGraph (or files)
+    scm.sample(1000); scm.do({"X": 3.0}).sample(1000); scm.counterfactual(data, {"X": 3.0})
+"""
 
 from condfip.errors import InputError
+from condfip.inference import InferredSCM, ZeroShotModel, load_pretrained
+from condfip.scm import SCM
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "__version__"]
+__all__ = ["SCM", "InferredSCM", "InputError", "ZeroShotModel", "__version__", "load_pretrained"]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from condfip.errors import InputError
@@ -50,7 +50,7 @@ def read_weights(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor
                          f"reads version {FORMAT_VERSION}; use weights exported by this version")
     try:
         tensors = load_file(str(weights))
-    except (SafetensorsError, OSError, ValueError, RuntimeError) as err:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise InputError(f"weights file {weights} is truncated or corrupt ({err}); restore or re-export it") from None
     return tensors, card
 
@@ -88,6 +88,7 @@ def export_weights(checkpoint: str | Path, out_dir: str | Path, card: dict) -> P
     tensors = {k: v.float().contiguous() for k, v in state["ema"].items()}
     tmp = out / (WEIGHTS_FILE + ".tmp")
     save_file(tensors, str(tmp))
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out / WEIGHTS_FILE)
     full_card = {"format_version": FORMAT_VERSION, "model": state["config"]["model"], "train": state["config"],
                  "step": state["step"], **card, "sha256": sha256(out / WEIGHTS_FILE)}
