@@ -1,0 +1,345 @@
+"""Tests for condfip.model: the DAG attention, the parents-only dependence of encoder and decoder,
+node-permutation equivariance, odd shapes and deterministic initialisation. Tiny widths throughout."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from condfip.model import CondFiP, ModelConfig, dag_attention
+
+TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
+# two layers each: a parents-only mask per layer would still let grandparents leak if done wrong
+DEEP = ModelConfig(width=16, heads=2, encoder_layers=2, code_layers=1, decoder_layers=2, mlp_ratio=2)
+
+# a fixed DAG over 7 nodes, A[j, i] = 1 meaning j -> i, deliberately NOT in topological order of the index
+#   5 -> 1, 5 -> 3, 1 -> 3, 3 -> 0, 2 -> 0, 0 -> 6, 4 isolated
+EDGES = [(5, 1), (5, 3), (1, 3), (3, 0), (2, 0), (0, 6)]
+D = 7
+
+
+def _adj(batch: int = 2, d: int = D, edges=EDGES) -> torch.Tensor:
+    adj = torch.zeros(batch, d, d, dtype=torch.bool)
+    for j, i in edges:
+        adj[:, j, i] = True
+    return adj
+
+
+def _parents(i: int, edges=EDGES) -> set[int]:
+    return {j for j, k in edges if k == i}
+
+
+def _ancestors(i: int, edges=EDGES) -> set[int]:
+    found, todo = set(), [i]
+    while todo:
+        for p in _parents(todo.pop(), edges):
+            if p not in found:
+                found.add(p)
+                todo.append(p)
+    return found
+
+
+def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> CondFiP:
+    """A randomly initialised network; the decoder's zero-initialised adaLN gates are randomised so that
+    T(z) actually depends on z (with zero gates the decoder output ignores z entirely)."""
+    torch.manual_seed(seed)
+    model = CondFiP(cfg)
+    if modulate:
+        for block in model.decoder.blocks:
+            nn.init.normal_(block.modulation.weight, std=0.1)
+            nn.init.normal_(block.modulation.bias, std=0.1)
+    return model.eval()
+
+
+def _data(batch: int = 2, n: int = 5, d: int = D, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, n, d, generator=torch.Generator().manual_seed(seed))
+
+
+# ---- dag_attention ------------------------------------------------------------------------------------
+def _reference(q, k, v, allowed):
+    """exp(s) / max(sum exp(s), 1) over the allowed keys, naively, in float64."""
+    q, k, v = q.double(), k.double(), v.double()
+    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    w = torch.exp(s) * allowed.double()
+    return (w / torch.clamp(w.sum(-1, keepdim=True), min=1.0)) @ v
+
+
+def _random_allowed(shape, gen) -> torch.Tensor:
+    allowed = torch.rand(shape, generator=gen) < 0.5
+    allowed[..., 0, :] = False  # at least one root row everywhere
+    return allowed
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 5.0, 30.0, 100.0])
+def test_dag_attention_matches_naive_reference(scale):
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 6, 4, generator=gen) for _ in range(3))
+    q = q * scale  # scores up to a few hundred: the naive float32 form would overflow, float64 does not
+    allowed = _random_allowed((3, 2, 6, 6), gen)
+    out = dag_attention(q, k, v, allowed)
+    ref = _reference(q, k, v, allowed)
+    assert torch.isfinite(ref).all()
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_dag_attention_gradient_matches_reference():
+    gen = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 5, 3, generator=gen, dtype=torch.float64) for _ in range(3))
+    allowed = _random_allowed((2, 5, 5), gen)
+    q1, k1, v1 = (t.clone().requires_grad_() for t in (q, k, v))
+    q2, k2, v2 = (t.clone().requires_grad_() for t in (q, k, v))
+    weight = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64)
+    (dag_attention(q1, k1, v1, allowed) * weight).sum().backward()
+    (_reference(q2, k2, v2, allowed) * weight).sum().backward()
+    for a, b in ((q1, q2), (k1, k2), (v1, v2)):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_dag_attention_root_rows_are_exactly_zero_and_rows_sum_at_most_one():
+    gen = torch.Generator().manual_seed(4)
+    d = 6
+    q, k = (torch.randn(4, d, 8, generator=gen) * 3 for _ in range(2))
+    allowed = _random_allowed((4, d, d), gen)
+    allowed[1] = False  # a batch element with no edges at all
+    weights = dag_attention(q, k, torch.eye(d).expand(4, d, d), allowed)  # v = identity reads the weights
+    roots = ~allowed.any(-1)
+    assert roots.sum() > 4
+    assert torch.all(weights[roots] == 0)  # exactly zero, not approximately
+    assert torch.all(weights[~allowed] == 0)  # nothing leaks through the mask
+    assert torch.all(weights >= 0)
+    assert torch.all(weights.sum(-1) <= 1 + 1e-6)
+    # a row with one allowed key has exp(s)/max(exp(s), 1): 1 when s >= 0, exp(s) otherwise
+    s = (q[..., :, None, :] * k[..., None, :, :]).sum(-1) / math.sqrt(8)
+    single = allowed.sum(-1) == 1
+    expected = torch.where(s >= 0, torch.ones_like(s), torch.exp(s))[allowed & single[..., None]]
+    torch.testing.assert_close(weights[allowed & single[..., None]], expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("magnitude", [1e2, 1e4, 1e8, 1e30])
+def test_dag_attention_stable_for_extreme_scores(magnitude):
+    gen = torch.Generator().manual_seed(5)
+    d = 5
+    q = torch.randn(3, d, 4, generator=gen) * magnitude
+    k = torch.randn(3, d, 4, generator=gen)
+    v = torch.randn(3, d, 4, generator=gen)
+    allowed = _random_allowed((3, d, d), gen)
+    allowed[:, 1, 2:] = True  # a row with several allowed keys
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    out = dag_attention(q, k, v, allowed)
+    assert torch.isfinite(out).all()
+    assert torch.all(out[~allowed.any(-1)] == 0)
+    out.square().sum().backward()
+    for t in (q, k, v):
+        assert torch.isfinite(t.grad).all()
+    if magnitude <= 1e2:  # float64 still represents exp(s): compare with the naive formula
+        torch.testing.assert_close(out.detach().double(), _reference(q.detach(), k.detach(), v.detach(), allowed),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_sink_key_is_not_equivalent_for_non_root_rows():
+    """The brief's claim: appending an all-zero key/value adds 1 to every row's normaliser, so roots agree
+    (both zero) but rows with parents are damped by the sink and no longer sum to 1."""
+    gen = torch.Generator().manual_seed(6)
+    d, e = 5, 4
+    q, k = (torch.randn(2, d, e, generator=gen) * 2 for _ in range(2))
+    allowed = _random_allowed((2, d, d), gen)
+    allowed[:, 1, :] = True
+    allowed[:, 1, 1] = False  # row 1: several parents
+    v = torch.eye(d).expand(2, d, d)
+    fip = dag_attention(q, k, v, allowed)
+
+    s = q @ k.transpose(-1, -2) / math.sqrt(e)
+    s = torch.cat([s.masked_fill(~allowed, float("-inf")), torch.zeros(2, d, 1)], dim=-1)  # sink score 0
+    sink = torch.softmax(s, dim=-1)[..., :d]  # the sink's value is zero: drop its column
+
+    roots = ~allowed.any(-1)
+    assert torch.equal(sink[roots], fip[roots])  # both exactly 0 on roots
+    mass = torch.exp(s[..., :d]).sum(-1)  # sum_j exp(s_j) over parents
+    # the sink normalises by mass + 1, FiP by max(mass, 1)
+    torch.testing.assert_close(sink.sum(-1)[~roots], (mass / (mass + 1))[~roots])
+    torch.testing.assert_close(fip.sum(-1)[~roots], (mass / mass.clamp(min=1))[~roots])
+    assert not torch.allclose(sink[~roots], fip[~roots], atol=1e-3)
+    assert torch.all(sink.sum(-1)[~roots] < fip.sum(-1)[~roots])
+
+
+# ---- encoder / decoder dependence structure -----------------------------------------------------------
+def _perturb(x: torch.Tensor, nodes, seed: int = 9) -> torch.Tensor:
+    x = x.clone()
+    gen = torch.Generator().manual_seed(seed)
+    for j in nodes:
+        x[..., j] += 1.0 + torch.rand(x[..., j].shape, generator=gen)
+    return x
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cfg", [TINY, DEEP], ids=["1-layer", "2-layer"])
+def test_encoder_ignores_non_ancestors_and_depends_on_parents(cfg):
+    model, x, adj = _model(cfg), _data(), _adj()
+    _, f_hat = model.encoder(x, adj)
+    for i in range(D):
+        others = set(range(D)) - _ancestors(i) - {i}
+        if others:
+            _, f_pert = model.encoder(_perturb(x, others), adj)
+            torch.testing.assert_close(f_pert[..., i], f_hat[..., i], rtol=0, atol=1e-6,
+                                       msg=f"node {i} depends on a non-ancestor in {sorted(others)}")
+        for p in _parents(i):
+            _, f_pert = model.encoder(_perturb(x, [p]), adj)
+            assert (f_pert[..., i] - f_hat[..., i]).abs().max() > 1e-4, f"node {i} ignores its parent {p}"
+
+
+@torch.no_grad()
+def test_one_layer_encoder_sees_only_parents():
+    """With one block pair node i's prediction is a function of x_i and x_pa(i) only (no grandparents)."""
+    model, x, adj = _model(TINY), _data(), _adj()
+    _, f_hat = model.encoder(x, adj)
+    for i in range(D):
+        others = set(range(D)) - _parents(i) - {i}
+        _, f_pert = model.encoder(_perturb(x, others), adj)
+        torch.testing.assert_close(f_pert[..., i], f_hat[..., i], rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_two_layer_encoder_reaches_grandparents():
+    """Guard on the test above: with two layers the grandparent 5 -> 1 -> 3 does reach node 3's token, so the
+    non-ancestor test is not passing merely because the encoder ignores the graph."""
+    model, x, adj = _model(DEEP), _data(), _adj()
+    _, f_hat = model.encoder(x, adj)
+    _, f_pert = model.encoder(_perturb(x, [2]), adj)  # 2 -> 0 -> 6: grandparent of 6
+    assert (f_pert[..., 6] - f_hat[..., 6]).abs().max() > 1e-4
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cfg", [TINY, DEEP], ids=["1-layer", "2-layer"])
+def test_decoder_depends_on_parents_only(cfg):
+    model, x, adj = _model(cfg), _data(n=6), _adj()
+    code = model.dataset_code(x, adj)
+    z = _data(n=4, seed=2)
+    t = model.decoder(code, z, adj)
+    for i in range(D):
+        non_parents = set(range(D)) - _parents(i)  # includes i itself and every grandparent
+        t_pert = model.decoder(code, _perturb(z, non_parents), adj)
+        torch.testing.assert_close(t_pert[..., i], t[..., i], rtol=0, atol=1e-6,
+                                   msg=f"T(z)_{i} depends on z of a non-parent in {sorted(non_parents)}")
+        for p in _parents(i):
+            t_pert = model.decoder(code, _perturb(z, [p]), adj)
+            assert (t_pert[..., i] - t[..., i]).abs().max() > 1e-4, f"T(z)_{i} ignores its parent {p}"
+    # roots: T(z)_i is constant in z
+    roots = [i for i in range(D) if not _parents(i)]
+    t_other = model.decoder(code, _data(n=4, seed=3), adj)
+    torch.testing.assert_close(t_other[..., roots], t[..., roots], rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_decoder_with_zero_gates_ignores_z():
+    """Documents the zero-initialised adaLN gates: an untrained decoder is a constant in z."""
+    model, x, adj = _model(TINY, modulate=False), _data(), _adj()
+    code = model.dataset_code(x, adj)
+    t1, t2 = model.decoder(code, _data(n=3, seed=2), adj), model.decoder(code, _data(n=3, seed=3), adj)
+    torch.testing.assert_close(t1, t2)
+
+
+@torch.no_grad()
+def test_full_model_prediction_for_node_ignores_query_of_non_parents():
+    model, x, adj = _model(DEEP), _data(n=8), _adj()
+    z = _data(n=3, seed=4)
+    t = model(x, z, adj)
+    t_pert = model(x, _perturb(z, set(range(D)) - _parents(3)), adj)
+    torch.testing.assert_close(t_pert[..., 3], t[..., 3], rtol=0, atol=1e-6)
+
+
+# ---- equivariance -------------------------------------------------------------------------------------
+@torch.no_grad()
+@pytest.mark.parametrize("seed", [0, 1])
+def test_node_permutation_equivariance(seed):
+    model, x, adj = _model(DEEP, seed=seed), _data(n=6), _adj()
+    z = _data(n=3, seed=5)
+    perm = torch.randperm(D, generator=torch.Generator().manual_seed(10 + seed))
+    xp, zp, adjp = x[..., perm], z[..., perm], adj[:, perm][:, :, perm]
+
+    hidden, f_hat = model.encoder(x, adj)
+    hidden_p, f_hat_p = model.encoder(xp, adjp)
+    torch.testing.assert_close(hidden_p, hidden[:, perm], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(f_hat_p, f_hat[..., perm], rtol=1e-5, atol=1e-5)
+
+    code, code_p = model.dataset_code(x, adj), model.dataset_code(xp, adjp)
+    torch.testing.assert_close(code_p, code[:, perm], rtol=1e-5, atol=1e-5)
+
+    t, t_p = model.decoder(code, z, adj), model.decoder(code_p, zp, adjp)
+    torch.testing.assert_close(t_p, t[..., perm], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model(xp, zp, adjp), model(x, z, adj)[..., perm], rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_permuting_nodes_without_the_graph_changes_outputs():
+    """Guard for the equivariance test: the outputs do depend on which node has which parents."""
+    model, x, adj = _model(DEEP), _data(n=6), _adj()
+    perm = torch.tensor([1, 0, 2, 3, 4, 5, 6])  # swap two nodes' data but keep the graph
+    _, f_hat = model.encoder(x, adj)
+    _, f_hat_p = model.encoder(x[..., perm], adj)
+    assert not torch.allclose(f_hat_p, f_hat[..., perm], atol=1e-4)
+
+
+@torch.no_grad()
+def test_context_row_order_does_not_change_the_dataset_code():
+    model, x, adj = _model(DEEP), _data(n=9), _adj()
+    rows = torch.randperm(9, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model.dataset_code(x[:, rows], adj), model.dataset_code(x, adj),
+                               rtol=1e-5, atol=1e-5)
+    hidden, f_hat = model.encoder(x, adj)
+    hidden_p, f_hat_p = model.encoder(x[:, rows], adj)
+    torch.testing.assert_close(f_hat_p, f_hat[:, rows], rtol=1e-5, atol=1e-5)
+
+
+# ---- shapes -------------------------------------------------------------------------------------------
+@torch.no_grad()
+@pytest.mark.parametrize("d", [1, 2, 7])
+@pytest.mark.parametrize("n", [1, 5])
+def test_forward_any_number_of_nodes_and_rows(d, n):
+    model = _model(DEEP)
+    gen = torch.Generator().manual_seed(d * 10 + n)
+    adj = torch.triu(torch.rand(3, d, d, generator=gen) < 0.6, diagonal=1)
+    x = torch.randn(3, n, d, generator=gen)
+    z = torch.randn(3, 2, d, generator=gen)
+    hidden, f_hat = model.encoder(x, adj)
+    assert hidden.shape == (3, d, n, TINY.width) and f_hat.shape == (3, n, d)
+    code = model.dataset_code(x, adj)
+    assert code.shape == (3, d, TINY.width)
+    t = model(x, z, adj)
+    assert t.shape == (3, 2, d)
+    for out in (hidden, f_hat, code, t):
+        assert torch.isfinite(out).all()
+    # one row of one dataset gives the same as that dataset inside the batch (no cross-dataset mixing)
+    torch.testing.assert_close(model(x[1:2], z[1:2], adj[1:2]), t[1:2], rtol=1e-5, atol=1e-6)
+
+
+def test_backward_with_a_graph_without_edges_is_finite():
+    model = _model(TINY)
+    model.train()
+    x = _data(n=4, d=3)
+    adj = torch.zeros(2, 3, 3, dtype=torch.bool)
+    loss = model(x, x, adj).square().mean() + model.encoder(x, adj)[1].square().mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+# ---- determinism --------------------------------------------------------------------------------------
+def test_same_seed_same_initialisation_and_outputs():
+    def build(seed):
+        torch.manual_seed(seed)
+        return CondFiP(DEEP).eval()
+
+    a, b, c = build(0), build(0), build(1)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+    x, z, adj = _data(), _data(n=3, seed=2), _adj()
+    with torch.no_grad():
+        assert torch.equal(a(x, z, adj), b(x, z, adj))
+        assert torch.equal(a.encoder(x, adj)[1], b.encoder(x, adj)[1])
+        assert not torch.equal(a.encoder(x, adj)[1], c.encoder(x, adj)[1])
