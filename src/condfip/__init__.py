@@ -8,8 +8,9 @@
 
 from condfip.errors import InputError
 from condfip.inference import InferredSCM, ZeroShotModel, load_pretrained
+from condfip.saved import load_scm
 from condfip.scm import SCM
 
 __version__ = "0.1.0"
 
-__all__ = ["SCM", "InferredSCM", "InputError", "ZeroShotModel", "__version__", "load_pretrained"]
+__all__ = ["SCM", "InferredSCM", "InputError", "ZeroShotModel", "__version__", "load_pretrained", "load_scm"]

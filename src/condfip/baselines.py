@@ -32,8 +32,13 @@ fitted. ``DoWhyWorker`` runs the fit in a separate process so that a caller can 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import os
 import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import networkx as nx
@@ -124,15 +129,17 @@ def _seeded_numpy(rng: np.random.Generator) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def fit_dowhy_model(data: pd.DataFrame, graph: nx.DiGraph, quality: str = "GOOD"):
-    """``InvertibleStructuralCausalModel`` + ``assign_causal_mechanisms`` + ``fit`` on ``data`` (in process)."""
+def fit_dowhy_model(data: pd.DataFrame, graph: nx.DiGraph, quality: str = "GOOD", seed: int = 0):
+    """``InvertibleStructuralCausalModel`` + ``assign_causal_mechanisms`` + ``fit`` on ``data`` (in process).
+    DoWhy's model selection draws from numpy's global state; it is seeded by ``seed`` (and restored after)."""
     from dowhy import gcm
 
     gcm.config.disable_progress_bars()
     frame = _as_frame(data)
     model = gcm.InvertibleStructuralCausalModel(nx.relabel_nodes(nx.DiGraph(graph), str))
-    gcm.auto.assign_causal_mechanisms(model, frame, quality=getattr(gcm.auto.AssignmentQuality, quality))
-    gcm.fit(model, frame)
+    with _seeded_numpy(np.random.default_rng(seed)):
+        gcm.auto.assign_causal_mechanisms(model, frame, quality=getattr(gcm.auto.AssignmentQuality, quality))
+        gcm.fit(model, frame)
     return model
 
 
@@ -155,9 +162,9 @@ class DoWhySCM(SCM):
                                  "models fit condfip's SCM form (pass continuous, non-integer data)")
 
     @classmethod
-    def fit(cls, data: pd.DataFrame, graph: nx.DiGraph, quality: str = "GOOD") -> DoWhySCM:
+    def fit(cls, data: pd.DataFrame, graph: nx.DiGraph, quality: str = "GOOD", seed: int = 0) -> DoWhySCM:
         frame = _as_frame(data)
-        return cls(fit_dowhy_model(frame, graph, quality), list(frame.columns), default_n=len(frame))
+        return cls(fit_dowhy_model(frame, graph, quality, seed), list(frame.columns), default_n=len(frame))
 
     def mechanism_names(self) -> dict[str, str]:
         """The class (and regressor) DoWhy assigned to each node."""
@@ -214,78 +221,115 @@ class FitTimeout(RuntimeError):
     """The fit ran past its time limit (the worker process was killed)."""
 
 
-def _worker_loop(conn) -> None:  # runs in the worker process
+def _send(stream, obj) -> None:
+    payload = pickle.dumps(obj)
+    stream.write(struct.pack("<Q", len(payload)) + payload)
+    stream.flush()
+
+
+def _recv(stream):
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError
+    (size,) = struct.unpack("<Q", head)
+    payload = stream.read(size)
+    if len(payload) < size:
+        raise EOFError
+    return pickle.loads(payload)
+
+
+def _worker_main() -> None:
+    """The worker process: reads fit jobs from stdin, answers on the original stdout (anything the fit prints
+    goes to stderr)."""
+    jobs, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    import dowhy.gcm  # noqa: F401 - import before announcing readiness, so fits are timed without it
+
+    _send(answers, ("ready", None))
     while True:
         try:
-            job = conn.recv()
+            job = _recv(jobs)
         except EOFError:
             return
-        if job is None:
-            return
-        data, edges, nodes, quality = job
+        data, edges, nodes, quality, seed = job
         graph = nx.DiGraph()
         graph.add_nodes_from(nodes)
         graph.add_edges_from(edges)
         try:
-            model = fit_dowhy_model(data, graph, quality)
-            conn.send(("ok", pickle.dumps(model)))
+            _send(answers, ("ok", fit_dowhy_model(data, graph, quality, seed)))
         except Exception as err:  # noqa: BLE001 - reported to the parent as a failed fit
-            conn.send(("error", f"{type(err).__name__}: {err}"))
+            _send(answers, ("error", f"{type(err).__name__}: {err}"))
 
 
 class DoWhyWorker:
-    """Fits DoWhy models in a long-lived child process (started with ``spawn``), so a fit can be given a time
-    limit: past it the child is killed (and restarted on the next fit) and ``FitTimeout`` is raised. Other
-    failures inside the fit are raised as ``RuntimeError`` with DoWhy's message."""
+    """Fits DoWhy models in a long-lived child process (a fresh interpreter in its own process group), so a fit
+    can be given a time limit: past it the process group is killed (a new worker starts on the next fit) and
+    ``FitTimeout`` is raised. A failure inside the fit is raised as ``RuntimeError`` with DoWhy's message."""
 
     def __init__(self):
-        self._proc = None
-        self._conn = None
+        self._proc: subprocess.Popen | None = None
 
-    def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker_loop, args=(child,), daemon=True)
-        self._proc.start()
-        child.close()
+    def start(self, timeout: float = 600.0) -> None:
+        """Start the worker (if it is not running) and wait until it has imported DoWhy."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        code = "from condfip.baselines import _worker_main; _worker_main()"
+        self._proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      start_new_session=True)
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        try:
+            if not ready or _recv(self._proc.stdout)[0] != "ready":
+                raise EOFError
+        except EOFError:
+            self.close(kill=True)
+            raise RuntimeError("the DoWhy worker process did not start (is dowhy installed?)") from None
 
     def fit(self, data: pd.DataFrame, graph: nx.DiGraph, *, timeout: float | None = None,
-            quality: str = "GOOD") -> DoWhySCM:
+            quality: str = "GOOD", seed: int = 0) -> DoWhySCM:
         frame = _as_frame(data)
-        if self._proc is None or not self._proc.is_alive():
-            self._start()
+        self.start()
         nodes = [str(v) for v in graph.nodes]
         edges = [(str(a), str(b)) for a, b in graph.edges]
-        self._conn.send((frame, edges, nodes, quality))
-        if not self._conn.poll(timeout):
-            self.close(kill=True)
-            raise FitTimeout(f"DoWhy fit exceeded {timeout:.0f} s")
         try:
-            status, payload = self._conn.recv()
-        except EOFError:
+            _send(self._proc.stdin, (frame, edges, nodes, quality, seed))
+            ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+            if not ready:
+                self.close(kill=True)
+                raise FitTimeout(f"DoWhy fit exceeded {timeout:.0f} s")
+            status, payload = _recv(self._proc.stdout)
+        except (EOFError, BrokenPipeError, OSError):
             self.close(kill=True)
             raise RuntimeError("the DoWhy worker process died during the fit") from None
         if status != "ok":
             raise RuntimeError(payload)
-        return DoWhySCM(pickle.loads(payload), list(frame.columns), default_n=len(frame))
+        return DoWhySCM(payload, list(frame.columns), default_n=len(frame))
 
     def close(self, kill: bool = False) -> None:
-        if self._proc is None:
+        """Stop the worker (``kill``: at once, with everything it started)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
             return
+        if not kill:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                kill = True
         if kill:
-            self._proc.kill()
-        else:
-            with contextlib.suppress(OSError, BrokenPipeError):
-                self._conn.send(None)
-        self._proc.join(timeout=10)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join()
-        self._conn.close()
-        self._proc = self._conn = None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
 
-    def __enter__(self) -> DoWhyWorker:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close(kill=True)

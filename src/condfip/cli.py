@@ -9,8 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 import condfip
+from condfip.commands import COMMANDS, OneLineErrors, one_line
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# OneLineErrors prints any command's InputError as one line "error: <message>" and exits 1
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=OneLineErrors, pretty_exceptions_enable=False,
                   help="Zero-shot structural causal models: a dataset and its DAG in, an SCM out.")
 
 
@@ -154,3 +156,54 @@ def simulate_cmd(
         fail(f"cannot write {out}: {err.strerror or err}")
     typer.echo(f"wrote {out}: {d} nodes, {samples} rows, {mechanism} mechanism, {graph} graph, {noise} noise, "
                f"{dataset.rescaled_fraction:.0%} of nodes rescaled")
+
+
+@app.command("bench")
+def bench_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder for results.json, results.md, meta.json and PNG plots."),
+    quick: bool = typer.Option(False, "--quick", help="d in {10, 20}, n = 400, 3 SCMs per cell (minutes)."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated subset of condfip, dowhy, ols-parents, "
+                                                     "oracle, zero-noise (also: condfip-encoder)."),
+    cells: Optional[str] = typer.Option(None, help="Comma-separated glob patterns over cell names, e.g. "
+                                                   "'paper-in/linear/d10/*,sachs,scale/*'."),
+    parts: str = typer.Option("synthetic,sachs,scale", help="Which parts to run."),
+    dowhy_timeout: float = typer.Option(-1.0, help="Seconds per DoWhy fit (default: quick 90, full 600; "
+                                                   "0: fit in process without a limit)."),
+    sachs_dir: Optional[Path] = typer.Option(None, help="Folder with sachs.csv + sachs-graph.csv "
+                                                        "(default: the package data)."),
+    sachs_splits: Optional[int] = typer.Option(None, help="Random 400/400 splits (default: quick 3, full 10)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights folder or file (default: the shipped weights)."),
+):
+    """Benchmark condfip beside DoWhy-gcm and reference estimators (the paper's protocol, one command)."""
+    import shlex
+    import sys
+
+    from condfip.bench.run import BenchConfig, run_bench
+
+    split = (lambda s: [v.strip() for v in s.split(",") if v.strip()])  # noqa: E731
+    try:
+        cfg = BenchConfig(out=out, quick=quick, methods=tuple(split(methods)) if methods else BenchConfig.methods,
+                          cells=split(cells) if cells else None, parts=tuple(split(parts)),
+                          dowhy_timeout=None if dowhy_timeout == 0 else dowhy_timeout,
+                          sachs_dir=str(sachs_dir) if sachs_dir else None, sachs_splits=sachs_splits,
+                          weights=str(weights) if weights else None,
+                          command=shlex.join(["condfip", *sys.argv[1:]]))
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    typer.echo(f"wrote {run_bench(cfg)}")
+
+
+# the users' commands (code in condfip.commands): sample, noise, counterfactual, effect, demo
+for _name, _command in COMMANDS.items():
+    app.command(_name)(_command)
+
+
+def run() -> None:
+    """Console entry point: ``app`` with InputError as one line ``error: <message>`` (exit 1), no traceback."""
+    import sys
+
+    try:
+        app()
+    except condfip.InputError as err:
+        typer.echo(f"error: {one_line(err)}", err=True)
+        sys.exit(1)

@@ -96,6 +96,36 @@ class InferredSCM(SCM):
         u = rng.random((n, noise.shape[1]))
         return np.stack([np.quantile(noise[:, j], u[:, j]) for j in range(noise.shape[1])], axis=1)
 
+    # ---- beyond the SCM interface (thin: the code lives in effects, report, saved, interop_dowhy) ----
+    def effect(self, target: str, interventions, reference=None, *, n: int = 1000, bootstrap: int = 50,
+               seed: int | None = 0, level: float = 0.95, method: str | None = None):
+        """Average causal effect ``E[target | do(interventions)] - E[target | do(reference)]`` (reference
+        None: no intervention) with a bootstrap interval over the context rows (each replicate re-infers
+        the SCM from resampled rows). See :func:`condfip.effects.average_effect`."""
+        from condfip.effects import average_effect
+
+        return average_effect(self, target, interventions, reference, n=n, bootstrap=bootstrap, seed=seed,
+                              level=level, method=method)
+
+    def report(self, data=None):
+        """Trust signals per node (R^2, noise-parent dependence, training-range warnings) on the context
+        rows or on ``data``. See :func:`condfip.report.report`."""
+        from condfip.report import report
+
+        return report(self, data)
+
+    def save(self, path):
+        """Write this SCM to one safetensors file (atomic); read it back with ``condfip.load_scm``."""
+        from condfip.saved import save_scm
+
+        return save_scm(self, path)
+
+    def to_dowhy(self):
+        """This SCM as a ``dowhy.gcm.InvertibleStructuralCausalModel`` (needs the ``dowhy`` extra)."""
+        from condfip.interop_dowhy import to_dowhy
+
+        return to_dowhy(self)
+
 
 class ZeroShotModel:
     """A pretrained Cond-FiP network; ``infer(data, graph)`` returns an ``InferredSCM``."""

@@ -99,19 +99,27 @@ def run_scms(scms: SCMBatch, eps: torch.Tensor, *, interventions: dict[int, RawI
     for i in range(scms.d):
         fi = scms.node_mechanism(x, i)
         ni = additive_noise[..., i] if additive_noise is not None else scms.node_noise_scale(x, i) * eps[..., i]
-        if min_noise_fraction is not None:
-            var_f, var_n = fi.var(dim=1), ni.var(dim=1)
-            target = var_n * (1.0 / min_noise_fraction**2 - 1.0)
-            too_small = var_n < min_noise_fraction**2 * (fi + ni).var(dim=1)
-            gain = torch.where(too_small, torch.sqrt(target / var_f.clamp(min=1e-300)), torch.ones_like(var_f))
-            scms.gain[:, i] *= gain
-            fi = fi * gain[:, None]
+        if min_noise_fraction:
+            fi = fi * _calibrate_gain(scms, i, fi, ni, min_noise_fraction)[:, None]
         xi = fi + ni
         if i in interventions:
             value = interventions[i]
             xi = value(xi) if callable(value) else torch.full_like(xi, float(value))
         x[..., i], noise[..., i], f[..., i] = xi, ni, fi
     return x, noise, f
+
+
+def _calibrate_gain(scms: SCMBatch, i: int, fi: torch.Tensor, ni: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Gain g of node i's mechanism so that std(n) / std(g f + n) >= fraction on this sample: where it is
+    below, g is the positive root of g^2 var_f + 2 g cov(f, n) + var_n = var_n / fraction^2."""
+    fc, nc = fi - fi.mean(dim=1, keepdim=True), ni - ni.mean(dim=1, keepdim=True)
+    var_f, var_n, cov = fc.pow(2).mean(dim=1), nc.pow(2).mean(dim=1), (fc * nc).mean(dim=1)
+    too_small = var_n < fraction**2 * (fc + nc).pow(2).mean(dim=1)
+    a, b, c = var_f.clamp(min=1e-300), 2 * cov, var_n - var_n / fraction**2
+    root = (-b + torch.sqrt(b * b - 4 * a * c)) / (2 * a)
+    gain = torch.where(too_small, root, torch.ones_like(var_f))
+    scms.gain[:, i] *= gain
+    return gain
 
 
 @dataclass

@@ -1,0 +1,89 @@
+"""The four tasks of the paper's protocol, asked of any SCM through the one interface, and their scores.
+
+Metric: ``condfip.metrics.rmse_per_sample`` over the nodes that have parents (the intervened node excluded),
+in the data's standardised units; beside it, the mean over those nodes of the per-node RMSE divided by the
+node's noise scale (std of the true noise on the query rows), ``value_scaled``.
+
+- ``noise``: abducted noise of the query rows vs the true noise.
+- ``sample``: the TRUE query noise pushed through the method's fixed point vs the query rows.
+- ``intervention``: the same under do(target = value) vs the true SCM under the same do and noise.
+- ``counterfactual``: the method abducts from the factual query rows and replays under the do; same truth.
+
+A method whose SCM sets ``roots_as_values`` (DoWhy: a root's noise is its value) is handed the true root
+VALUES in the root columns of the noise rows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from condfip.bench.suites import Problem
+from condfip.metrics import rmse_per_sample
+from condfip.scm import SCM
+
+TASKS = ("noise", "sample", "intervention", "counterfactual")
+
+
+def noise_for(scm: SCM, problem: Problem) -> pd.DataFrame:
+    """The true query noise in the convention of ``scm`` (roots' values for ``roots_as_values``)."""
+    noise = problem.true_noise.copy()
+    if getattr(scm, "roots_as_values", False):
+        roots = [c for c in problem.columns if problem.graph.in_degree(c) == 0]
+        noise[roots] = problem.query[roots]
+    return noise
+
+
+def answer(task: str, scm: SCM, problem: Problem) -> pd.DataFrame:
+    """The method's answer to ``task`` on the query rows."""
+    if task == "noise":
+        return scm.noise(problem.query)
+    if task == "sample":
+        return scm.sample(noise=noise_for(scm, problem))
+    if task == "intervention":
+        return scm.do({problem.target: problem.value}).sample(noise=noise_for(scm, problem))
+    if task == "counterfactual":
+        return scm.counterfactual(problem.query, {problem.target: problem.value})
+    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+def truth(task: str, problem: Problem) -> pd.DataFrame:
+    return {"noise": problem.true_noise, "sample": problem.query}.get(task, problem.truth_do)
+
+
+def rmse_per_node(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
+    """sqrt(mean over rows of the squared error), per node."""
+    return np.sqrt(np.mean((np.asarray(y, dtype=np.float64) - np.asarray(y_hat, dtype=np.float64)) ** 2, axis=0))
+
+
+def score(task: str, estimate: pd.DataFrame, problem: Problem) -> tuple[float, float]:
+    """(RMSE per sample over the scored nodes, mean per-node RMSE / noise scale over the same nodes)."""
+    cols = problem.columns
+    y, y_hat = truth(task, problem)[cols].to_numpy(), estimate[cols].to_numpy()
+    if not np.isfinite(y_hat).all():
+        raise FloatingPointError(f"the {task} answer has NaN or inf")
+    nodes = problem.scored(exclude_target=task in ("intervention", "counterfactual"))
+    value = rmse_per_sample(y, y_hat, nodes)
+    scale = np.maximum(problem.noise_scale, 1e-12)
+    scaled = float(np.mean((rmse_per_node(y, y_hat) / scale)[nodes])) if nodes.any() else float("nan")
+    return value, scaled
+
+
+def run_tasks(scm: SCM, problem: Problem, tasks=TASKS) -> list[dict]:
+    """Answer and score each task; per task: value, value_scaled, answer_seconds, status (ok/failed), error."""
+    out = []
+    for task in tasks:
+        start = time.perf_counter()
+        try:
+            estimate = answer(task, scm, problem)
+            seconds = time.perf_counter() - start
+            value, scaled = score(task, estimate, problem)
+            out.append({"task": task, "value": value, "value_scaled": scaled, "answer_seconds": seconds,
+                        "status": "ok", "error": None})
+        except Exception as err:  # noqa: BLE001 - a method's failure is a result, recorded as such
+            out.append({"task": task, "value": None, "value_scaled": None,
+                        "answer_seconds": time.perf_counter() - start, "status": "failed",
+                        "error": f"{type(err).__name__}: {err}"[:500]})
+    return out

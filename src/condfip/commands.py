@@ -1,0 +1,289 @@
+"""The user-facing CLI commands (registered in ``condfip.cli``): sample, noise, counterfactual, effect, demo.
+
+Every bad input raises :class:`~condfip.errors.InputError`; :class:`OneLineErrors` (the CLI's group class)
+prints it as one line ``error: <message>`` on stderr and exits with status 1, for every command.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+from typer.core import TyperGroup
+
+from condfip.errors import InputError
+
+EXIT_INPUT_ERROR = 1
+
+
+def one_line(message: object) -> str:
+    """A message flattened onto one line."""
+    return " ".join(str(message).splitlines()).strip() or "bad input"
+
+
+class OneLineErrors(TyperGroup):
+    """The CLI's command group: an InputError from any command becomes ``error: <message>`` and exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as err:
+            typer.echo(f"error: {one_line(err)}", err=True)
+            raise typer.Exit(EXIT_INPUT_ERROR) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# argument parsing
+
+
+def _parse_number(text: str, option: str, raw: str) -> float:
+    try:
+        value = float(text.strip())
+    except (ValueError, OverflowError):
+        raise InputError(f"{option} {raw!r}: the value {text.strip()!r} is not a number; fix: write NODE=VALUE, "
+                         f"e.g. {option} X=1.5") from None
+    if not math.isfinite(value):
+        raise InputError(f"{option} {raw!r}: the value must be a finite number, got {text.strip()!r}; fix: pass "
+                         f"a finite value in the data's units")
+    return value
+
+
+def parse_assignments(values: list[str] | None, option: str, columns: list[str] | None = None) -> dict[str, float]:
+    """``["NODE=VALUE", ...]`` as ``{node: value}``. The node name is split off at the LAST '=' (names may
+    contain '='). With ``columns``, unknown nodes are refused. Raises InputError naming ``option``."""
+    out: dict[str, float] = {}
+    for raw in values or []:
+        raw = str(raw)
+        if "=" not in raw:
+            raise InputError(f"{option} {raw!r} is malformed: expected NODE=VALUE; fix: e.g. {option} X=1.5")
+        node, _, text = raw.rpartition("=")
+        if not node.strip():
+            raise InputError(f"{option} {raw!r} has no node name before '='; fix: write NODE=VALUE, "
+                             f"e.g. {option} X=1.5")
+        value = _parse_number(text, option, raw)
+        if columns is not None and node not in columns:
+            stripped = node.strip()
+            if stripped in columns:
+                node = stripped
+            else:
+                shown = ", ".join(repr(c) for c in columns[:10]) + (" ..." if len(columns) > 10 else "")
+                raise InputError(f"{option} {raw!r} names unknown node {node!r}; fix: choose one of the data's "
+                                 f"columns ({shown})")
+        if node in out:
+            raise InputError(f"{option} sets node {node!r} twice; fix: give each node once")
+        out[node] = value
+    return out
+
+
+def _shift(delta: float):
+    return lambda x: x + delta
+
+
+def interventions_from(do: list[str] | None, shift: list[str] | None, columns: list[str],
+                       required: bool = False) -> dict:
+    """Hard (``--do``) and shift (``--shift``) interventions as one dict for ``scm.do``."""
+    hard = parse_assignments(do, "--do", columns)
+    shifts = parse_assignments(shift, "--shift", columns)
+    both = sorted(set(hard) & set(shifts))
+    if both:
+        raise InputError(f"node(s) {both} get both --do and --shift; fix: give each node one intervention")
+    if required and not hard and not shifts:
+        raise InputError("no intervention given; fix: pass at least one --do NODE=VALUE (or --shift NODE=DELTA)")
+    return {**hard, **{node: _shift(delta) for node, delta in shifts.items()}}
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs and outputs
+
+
+def _read(data: str) -> pd.DataFrame:
+    """DATA as a checked float DataFrame (few-distinct-values warnings are not printed)."""
+    import warnings
+
+    from condfip.inputs import InputWarning, read_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        return read_data(data)
+
+
+def _infer(frame: pd.DataFrame, graph: str, weights: Optional[Path]):
+    """Read GRAPH, check the memory estimate, infer the SCM of ``frame``."""
+    from condfip.inference import load_pretrained
+    from condfip.inputs import read_graph, validate
+    from condfip.report import check_memory
+
+    frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns)))
+    model = load_pretrained(weights)
+    check_memory(len(frame), frame.shape[1], model.network.config)
+    return model.infer(frame, dag)
+
+
+def write_table(frame: pd.DataFrame, out: Optional[Path], index: bool = False) -> None:
+    """CSV on stdout, or ``out`` (CSV, or Parquet for .parquet/.pq) written atomically."""
+    if out is None:
+        sys.stdout.write(frame.to_csv(index=index))
+        sys.stdout.flush()
+        return
+    out = Path(out)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise InputError(f"cannot write output file {str(out)!r} ({err.strerror or err}); fix: check that its "
+                         f"folder exists and is writable") from None
+    os.close(fd)
+    try:
+        if parquet:
+            try:
+                frame.to_parquet(tmp, index=index)
+            except ImportError:
+                raise InputError(f"writing {str(out)!r} as Parquet needs pyarrow; fix: pip install "
+                                 f"'condfip[parquet]' or write a .csv") from None
+        else:
+            frame.to_csv(tmp, index=index)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _keeps_index(frame: pd.DataFrame) -> bool:
+    """Write the data's index only when it carries labels (not the default 0..n-1)."""
+    return not isinstance(frame.index, pd.RangeIndex)
+
+
+# --------------------------------------------------------------------------------------------------
+# options shared by the commands
+
+DATA = typer.Argument(..., help="Data table: CSV (header = node names) or Parquet (.parquet/.pq).")
+GRAPH = typer.Option(..., "--graph", "-g", help="The causal DAG: CSV edge list (cause,effect), CSV adjacency "
+                     "table, .gml or .graphml; node names = the data's columns.")
+WEIGHTS = typer.Option(None, "--weights", help="Another weights folder (condfip.safetensors + condfip.json); "
+                       "default: the shipped weights.")
+OUT = typer.Option(None, "--out", "-o", help="Write the table here (CSV, or Parquet for .parquet), atomically; "
+                   "default: CSV on stdout.")
+DO = typer.Option(None, "--do", help="Hard intervention NODE=VALUE in the data's units (repeatable; the node "
+                  "name is split at the last '=').")
+SHIFT = typer.Option(None, "--shift", help="Shift intervention NODE=DELTA: x_node -> x_node + DELTA "
+                     "(repeatable).")
+
+
+def sample(
+    data: str = DATA,
+    graph: str = GRAPH,
+    do: Optional[list[str]] = DO,
+    shift: Optional[list[str]] = SHIFT,
+    n: Optional[int] = typer.Option(None, "-n", "--n", help="Rows to draw; default: the number of rows of DATA."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    out: Optional[Path] = OUT,
+    weights: Optional[Path] = WEIGHTS,
+):
+    """Draw observational or interventional samples of the SCM inferred from DATA and GRAPH.
+
+    Example: condfip sample data.csv --graph graph.csv --do X=1.5 --shift Z=-0.2 -n 1000 -o samples.csv
+    """
+    frame = _read(data)
+    interventions = interventions_from(do, shift, list(frame.columns))
+    if n is not None and n < 1:
+        raise InputError(f"-n must be a positive number of rows, got {n}; fix: pass e.g. -n 1000")
+    scm = _infer(frame, graph, weights)
+    if interventions:
+        scm = scm.do(interventions)
+    write_table(scm.sample(n, seed=seed), out)
+
+
+def noise(
+    data: str = DATA,
+    graph: str = GRAPH,
+    out: Optional[Path] = OUT,
+    weights: Optional[Path] = WEIGHTS,
+):
+    """Abduct the noise of every row of DATA (one noise row per data row).
+
+    Example: condfip noise data.csv --graph graph.csv -o noise.csv
+    """
+    frame = _read(data)
+    scm = _infer(frame, graph, weights)
+    write_table(scm.noise(frame), out, index=_keeps_index(frame))
+
+
+def counterfactual(
+    data: str = DATA,
+    graph: str = GRAPH,
+    do: Optional[list[str]] = DO,
+    shift: Optional[list[str]] = SHIFT,
+    out: Optional[Path] = OUT,
+    weights: Optional[Path] = WEIGHTS,
+):
+    """One counterfactual row per row of DATA: what each row would have been under the intervention.
+
+    Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
+    """
+    frame = _read(data)
+    interventions = interventions_from(do, shift, list(frame.columns), required=True)
+    scm = _infer(frame, graph, weights)
+    write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
+
+
+def effect(
+    data: str = DATA,
+    graph: str = GRAPH,
+    target: str = typer.Option(..., "--target", "-t", help="The outcome node Y."),
+    do: Optional[list[str]] = DO,
+    versus: Optional[list[str]] = typer.Option(None, "--versus", help="Reference intervention NODE=VALUE "
+                                               "(repeatable); default: no intervention (the observational "
+                                               "mean)."),
+    n: int = typer.Option(1000, "-n", "--n", help="Monte Carlo rows per estimate."),
+    bootstrap: int = typer.Option(50, "--bootstrap", help="Bootstrap replicates (context rows resampled and the "
+                                  "SCM re-inferred each time)."),
+    level: float = typer.Option(0.95, "--level", help="Coverage of the interval."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    out: Optional[Path] = OUT,
+    weights: Optional[Path] = WEIGHTS,
+):
+    """Average causal effect E[Y | do(X=a)] - E[Y | do(X=b)] with a bootstrap interval (one CSV row).
+
+    Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y].
+
+    Example: condfip effect data.csv --graph graph.csv --target Y --do X=1 --versus X=0
+    """
+    frame = _read(data)
+    columns = list(frame.columns)
+    interventions = interventions_from(do, None, columns, required=True)
+    reference = parse_assignments(versus, "--versus", columns)
+    if target not in columns:
+        raise InputError(f"--target {target!r} is not a column of the data; fix: choose one of {columns}")
+    if n < 1 or bootstrap < 0 or not 0 < level < 1:
+        raise InputError(f"need -n >= 1, --bootstrap >= 0 and 0 < --level < 1, got {n}, {bootstrap}, {level}; "
+                         f"fix: e.g. -n 1000 --bootstrap 50 --level 0.95")
+    scm = _infer(frame, graph, weights)
+    result = scm.effect(target, interventions, reference or None, n=n, bootstrap=bootstrap, seed=seed,
+                        level=level)
+    write_table(pd.DataFrame([result.as_row()]), out)
+
+
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the plots and tables."),
+    bootstrap: int = typer.Option(20, "--bootstrap", help="Bootstrap replicates for the effect intervals."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    weights: Optional[Path] = WEIGHTS,
+):
+    """Run the Sachs et al. (2005) flow-cytometry demo (shipped data, no network): infer the signalling
+    SCM zero-shot, check it on held-out rows, intervene on PKC and plot the results.
+
+    Example: condfip demo --out demo-out
+    """
+    from condfip.demo import run_demo
+
+    run_demo(out, weights=weights, bootstrap=bootstrap, seed=seed, echo=typer.echo)
+
+
+COMMANDS = {"sample": sample, "noise": noise, "counterfactual": counterfactual, "effect": effect, "demo": demo}

@@ -1,0 +1,164 @@
+"""Saved SCMs: ``save_scm(scm, path)`` writes one safetensors file, ``load_scm(path)`` reads it back.
+
+The file holds the tensors ``context`` (float64 rows x nodes), ``mean`` and ``std`` (the standardisation,
+float64) and ``code`` (the dataset code the network computed, float32) and, in the safetensors header's
+metadata under ``condfip_scm``, a JSON document: the format version, the sha256 and model config of the
+weights it was inferred with, the column names, the graph's edges, the context rows' index, the abduction,
+the noise model, the default sample size and hard interventions.
+
+A loaded SCM answers exactly as the original (bitwise, for the same weights and seed): it uses the stored
+code and standardisation rather than recomputing them. Weights whose sha256 differs from the recorded one
+are refused. Writes are atomic (a temporary file in the same folder, then a rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import torch
+
+from condfip.errors import InputError
+
+FORMAT_VERSION = 1
+METADATA_KEY = "condfip_scm"
+
+
+def _index_to_json(index: pd.Index) -> list | None:
+    """The context index as a JSON list when it holds only ints or strings, else None (a RangeIndex)."""
+    values = index.tolist()
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        return [int(v) for v in values]
+    if all(isinstance(v, str) for v in values):
+        return values
+    return None
+
+
+def save_scm(scm, path: str | os.PathLike) -> Path:
+    """Write ``scm`` (an InferredSCM, with at most hard interventions) to ``path``, atomically."""
+    from condfip import __version__
+
+    if not hasattr(scm, "network") or not hasattr(scm, "code"):
+        raise InputError(f"save() needs an inferred SCM, got {type(scm).__name__}")
+    shifts = [node for node, value in scm.interventions.items() if callable(value)]
+    if shifts:
+        raise InputError(f"shift interventions on {shifts} are functions and cannot be saved; "
+                         f"fix: save the SCM before .do() and apply the shift after load_scm()")
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"save path {str(path)!r} is a directory; fix: pass a file name, e.g. model.safetensors")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "condfip_version": __version__,
+        "weights_sha256": scm.card.get("sha256", ""),
+        "model": scm.card.get("model", {}),
+        "columns": list(scm.columns),
+        "edges": [[str(a), str(b)] for a, b in scm._graph.edges()],
+        "index": _index_to_json(scm.context.index),
+        "abduction": scm.abduction,
+        "noise_model": scm.noise_model,
+        "default_n": int(scm.default_n),
+        "interventions": {node: float(value) for node, value in scm.interventions.items()},
+    }
+    tensors = {
+        "context": torch.as_tensor(np.ascontiguousarray(scm.context.to_numpy(dtype=np.float64))),
+        "mean": torch.as_tensor(np.asarray(scm.mean, dtype=np.float64)),
+        "std": torch.as_tensor(np.asarray(scm.std, dtype=np.float64)),
+        "code": scm.code.detach().contiguous().clone(),
+    }
+    from safetensors.torch import save_file
+
+    try:
+        folder = path.parent if str(path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise InputError(f"cannot write {str(path)!r} ({err.strerror or err}); fix: check that the folder "
+                         f"exists and is writable") from None
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    where = f"saved SCM {str(path)!r}"
+    if not path.exists():
+        raise InputError(f"{where} does not exist; fix: check the path")
+    if path.is_dir():
+        raise InputError(f"{where} is a directory; fix: pass the file written by scm.save()")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+    except Exception as err:  # noqa: BLE001 - safetensors raises several unrelated types on bad files
+        raise InputError(f"{where} is truncated, corrupt or not a safetensors file ({type(err).__name__}); "
+                         f"fix: save the SCM again") from None
+    if METADATA_KEY not in metadata:
+        raise InputError(f"{where} is a safetensors file but not a saved condfip SCM; fix: pass a file "
+                         f"written by scm.save()")
+    try:
+        meta = json.loads(metadata[METADATA_KEY])
+    except ValueError:
+        raise InputError(f"{where} has a corrupt header; fix: save the SCM again") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{where} has format version {meta.get('format_version')!r}, this condfip reads "
+                         f"version {FORMAT_VERSION}; fix: save it again with this version")
+    missing = [k for k in ("context", "mean", "std", "code") if k not in tensors]
+    if missing:
+        raise InputError(f"{where} lacks the tensors {missing}; fix: save the SCM again")
+    return meta, tensors
+
+
+def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
+    """An SCM saved by ``scm.save(path)``, on the shipped weights or the weights folder/file ``weights``.
+    The weights must be the ones it was inferred with (same sha256)."""
+    from condfip.inference import InferredSCM
+    from condfip.pretrained import _weights_paths, build_network, sha256
+    from condfip.report import check_memory
+
+    path = Path(path)
+    meta, tensors = _read(path)
+    network, card = build_network(weights)
+    weights_file = _weights_paths(weights)[0]
+    actual = sha256(weights_file)
+    recorded = meta.get("weights_sha256", "")
+    if card.get("sha256") and actual != card["sha256"]:
+        raise InputError(f"weights file {str(weights_file)!r} has sha256 {actual[:12]}... but its model card "
+                         f"records {card['sha256'][:12]}...; fix: restore or re-export the weights")
+    if actual != recorded:
+        raise InputError(f"saved SCM {str(path)!r} was inferred with weights sha256 {recorded[:12]}... but "
+                         f"{str(weights_file)!r} has sha256 {actual[:12]}...; fix: pass weights= the folder of "
+                         f"the weights it was saved with, or infer the SCM again")
+    if meta.get("model") != card.get("model"):
+        raise InputError(f"saved SCM {str(path)!r} was inferred with model config {meta.get('model')}, the "
+                         f"weights have {card.get('model')}; fix: pass the matching weights")
+    columns = [str(c) for c in meta["columns"]]
+    context = tensors["context"].numpy()
+    if context.ndim != 2 or context.shape[1] != len(columns):
+        raise InputError(f"saved SCM {str(path)!r} is inconsistent (context shape {tuple(context.shape)} for "
+                         f"{len(columns)} columns); fix: save the SCM again")
+    index = meta.get("index")
+    frame = pd.DataFrame(context, columns=columns, index=None if index is None else pd.Index(index))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(columns)
+    graph.add_edges_from(tuple(edge) for edge in meta["edges"])
+    check_memory(len(frame), len(columns), card["model"])
+    scm = InferredSCM(network, card, frame, graph, abduction=meta["abduction"], noise_model=meta["noise_model"],
+                      default_n=int(meta["default_n"]))
+    scm.mean = tensors["mean"].numpy().copy()
+    scm.std = tensors["std"].numpy().copy()
+    scm.code = tensors["code"].clone()
+    if meta.get("interventions"):
+        scm = scm.do({node: float(value) for node, value in meta["interventions"].items()})
+    return scm
