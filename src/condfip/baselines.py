@@ -218,7 +218,11 @@ class DoWhySCM(SCM):
 
 # ---- fitting DoWhy in a worker process (time limits) ----------------------------------------------------
 class FitTimeout(RuntimeError):
-    """The fit ran past its time limit (the worker process was killed)."""
+    """The fit ran past its time limit (the worker process was killed); ``seconds`` is the limit."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"DoWhy fit exceeded {seconds:.0f} s")
+        self.seconds = float(seconds)
 
 
 def _send(stream, obj) -> None:
@@ -295,7 +299,7 @@ class DoWhyWorker:
             ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
             if not ready:
                 self.close(kill=True)
-                raise FitTimeout(f"DoWhy fit exceeded {timeout:.0f} s")
+                raise FitTimeout(timeout)
             status, payload = _recv(self._proc.stdout)
         except (EOFError, BrokenPipeError, OSError):
             self.close(kill=True)

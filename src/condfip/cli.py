@@ -160,19 +160,23 @@ def simulate_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    out: Path = typer.Option(..., "--out", help="Folder for results.json, results.md, meta.json and PNG plots."),
-    quick: bool = typer.Option(False, "--quick", help="d in {10, 20}, n = 400, 3 SCMs per cell (minutes)."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated subset of condfip, dowhy, ols-parents, "
-                                                     "oracle, zero-noise (also: condfip-encoder)."),
-    cells: Optional[str] = typer.Option(None, help="Comma-separated glob patterns over cell names, e.g. "
-                                                   "'paper-in/linear/d10/*,sachs,scale/*'."),
-    parts: str = typer.Option("synthetic,sachs,scale", help="Which parts to run."),
-    dowhy_timeout: float = typer.Option(-1.0, help="Seconds per DoWhy fit (default: quick 90, full 600; "
-                                                   "0: fit in process without a limit)."),
-    sachs_dir: Optional[Path] = typer.Option(None, help="Folder with sachs.csv + sachs-graph.csv "
-                                                        "(default: the package data)."),
-    sachs_splits: Optional[int] = typer.Option(None, help="Random 400/400 splits (default: quick 3, full 10)."),
-    weights: Optional[Path] = typer.Option(None, help="Weights folder or file (default: the shipped weights)."),
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, results.md, meta.json, PNG plots.")],
+    quick: Annotated[bool, typer.Option("--quick", help="d in {10, 20}, n = 400, 3 SCMs per cell.")] = False,
+    methods: Annotated[str | None, typer.Option(
+        help="Comma-separated subset of condfip, dowhy, ols-parents, oracle, zero-noise (or condfip-encoder).")] = None,
+    cells: Annotated[str | None, typer.Option(
+        help="Comma-separated glob patterns over cell names, e.g. 'paper-in/linear/d10/*,sachs,scale/*'.")] = None,
+    parts: Annotated[str, typer.Option(help="Which parts to run.")] = "synthetic,sachs,scale",
+    dowhy_timeout: Annotated[float, typer.Option(
+        help="Seconds per DoWhy fit (default: quick 90, full 600; 0: in process, no limit).")] = -1.0,
+    sachs_dir: Annotated[Path | None, typer.Option(
+        help="Folder with sachs.csv + sachs-graph.csv (default: the package data).")] = None,
+    sachs_splits: Annotated[int | None, typer.Option(
+        help="Random 400/400 splits (default: quick 3, full 10).")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        help="Weights folder or file (default: the shipped weights).")] = None,
+    retry_failed: Annotated[bool, typer.Option(
+        help="Recompute records of an earlier run that failed or timed out.")] = False,
 ):
     """Benchmark condfip beside DoWhy-gcm and reference estimators (the paper's protocol, one command)."""
     import shlex
@@ -180,14 +184,23 @@ def bench_cmd(
 
     from condfip.bench.run import BenchConfig, run_bench
 
-    split = (lambda s: [v.strip() for v in s.split(",") if v.strip()])  # noqa: E731
+    def split(text: str) -> list[str]:
+        return [v.strip() for v in text.split(",") if v.strip()]
+
+    if "bench" in sys.argv[1:]:
+        argv = sys.argv[1:]
+    else:  # called in process (tests): the equivalent command line
+        argv = ["bench", "--out", str(out)] + (["--quick"] if quick else []) + (["--retry-failed"] if retry_failed else [])
+        given = {"--methods": methods, "--cells": cells, "--parts": parts, "--dowhy-timeout": dowhy_timeout,
+                 "--sachs-dir": sachs_dir, "--sachs-splits": sachs_splits, "--weights": weights}
+        argv += [str(v) for k, v in given.items() if v is not None for v in (k, v)]
     try:
         cfg = BenchConfig(out=out, quick=quick, methods=tuple(split(methods)) if methods else BenchConfig.methods,
                           cells=split(cells) if cells else None, parts=tuple(split(parts)),
                           dowhy_timeout=None if dowhy_timeout == 0 else dowhy_timeout,
                           sachs_dir=str(sachs_dir) if sachs_dir else None, sachs_splits=sachs_splits,
-                          weights=str(weights) if weights else None,
-                          command=shlex.join(["condfip", *sys.argv[1:]]))
+                          weights=str(weights) if weights else None, retry=retry_failed,
+                          command=shlex.join(["condfip", *argv]))
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     typer.echo(f"wrote {run_bench(cfg)}")

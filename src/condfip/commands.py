@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -113,7 +113,7 @@ def _read(data: str) -> pd.DataFrame:
         return read_data(data)
 
 
-def _infer(frame: pd.DataFrame, graph: str, weights: Optional[Path]):
+def _infer(frame: pd.DataFrame, graph: str, weights: Path | None):
     """Read GRAPH, check the memory estimate, infer the SCM of ``frame``."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
@@ -125,11 +125,15 @@ def _infer(frame: pd.DataFrame, graph: str, weights: Optional[Path]):
     return model.infer(frame, dag)
 
 
-def write_table(frame: pd.DataFrame, out: Optional[Path], index: bool = False) -> None:
+def write_table(frame: pd.DataFrame, out: Path | None, index: bool = False) -> None:
     """CSV on stdout, or ``out`` (CSV, or Parquet for .parquet/.pq) written atomically."""
     if out is None:
-        sys.stdout.write(frame.to_csv(index=index))
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(frame.to_csv(index=index))
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. `condfip sample ... | head`: the reader has gone, stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         return
     out = Path(out)
     parquet = out.suffix.lower() in (".parquet", ".pq")
@@ -163,28 +167,30 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
 # --------------------------------------------------------------------------------------------------
 # options shared by the commands
 
-DATA = typer.Argument(..., help="Data table: CSV (header = node names) or Parquet (.parquet/.pq).")
-GRAPH = typer.Option(..., "--graph", "-g", help="The causal DAG: CSV edge list (cause,effect), CSV adjacency "
-                     "table, .gml or .graphml; node names = the data's columns.")
-WEIGHTS = typer.Option(None, "--weights", help="Another weights folder (condfip.safetensors + condfip.json); "
-                       "default: the shipped weights.")
-OUT = typer.Option(None, "--out", "-o", help="Write the table here (CSV, or Parquet for .parquet), atomically; "
-                   "default: CSV on stdout.")
-DO = typer.Option(None, "--do", help="Hard intervention NODE=VALUE in the data's units (repeatable; the node "
-                  "name is split at the last '=').")
-SHIFT = typer.Option(None, "--shift", help="Shift intervention NODE=DELTA: x_node -> x_node + DELTA "
-                     "(repeatable).")
+Data = Annotated[str, typer.Argument(help="Data table: CSV (header = node names) or Parquet (.parquet/.pq).")]
+Graph = Annotated[str, typer.Option("--graph", "-g", help="The causal DAG: CSV edge list (cause,effect), CSV "
+                                    "adjacency table, .gml or .graphml; node names = the data's columns.")]
+Weights = Annotated[Path | None, typer.Option("--weights", help="Another weights folder (condfip.safetensors + "
+                                              "condfip.json); default: the shipped weights.")]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="Write the table here (CSV, or Parquet for "
+                                          ".parquet), atomically; default: CSV on stdout.")]
+Do = Annotated[list[str] | None, typer.Option("--do", help="Hard intervention NODE=VALUE in the data's units "
+                                              "(repeatable; the node name is split at the last '=').")]
+Shift = Annotated[list[str] | None, typer.Option("--shift", help="Shift intervention NODE=DELTA: x_node -> "
+                                                 "x_node + DELTA (repeatable).")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 
 
 def sample(
-    data: str = DATA,
-    graph: str = GRAPH,
-    do: Optional[list[str]] = DO,
-    shift: Optional[list[str]] = SHIFT,
-    n: Optional[int] = typer.Option(None, "-n", "--n", help="Rows to draw; default: the number of rows of DATA."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    out: Optional[Path] = OUT,
-    weights: Optional[Path] = WEIGHTS,
+    data: Data,
+    graph: Graph,
+    do: Do = None,
+    shift: Shift = None,
+    n: Annotated[int | None, typer.Option("-n", "--n", help="Rows to draw; default: the number of rows of "
+                                          "DATA.")] = None,
+    seed: Seed = 0,
+    out: Out = None,
+    weights: Weights = None,
 ):
     """Draw observational or interventional samples of the SCM inferred from DATA and GRAPH.
 
@@ -200,12 +206,7 @@ def sample(
     write_table(scm.sample(n, seed=seed), out)
 
 
-def noise(
-    data: str = DATA,
-    graph: str = GRAPH,
-    out: Optional[Path] = OUT,
-    weights: Optional[Path] = WEIGHTS,
-):
+def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
     Example: condfip noise data.csv --graph graph.csv -o noise.csv
@@ -215,14 +216,8 @@ def noise(
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
 
 
-def counterfactual(
-    data: str = DATA,
-    graph: str = GRAPH,
-    do: Optional[list[str]] = DO,
-    shift: Optional[list[str]] = SHIFT,
-    out: Optional[Path] = OUT,
-    weights: Optional[Path] = WEIGHTS,
-):
+def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: Out = None,
+                   weights: Weights = None):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
     Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
@@ -234,20 +229,20 @@ def counterfactual(
 
 
 def effect(
-    data: str = DATA,
-    graph: str = GRAPH,
-    target: str = typer.Option(..., "--target", "-t", help="The outcome node Y."),
-    do: Optional[list[str]] = DO,
-    versus: Optional[list[str]] = typer.Option(None, "--versus", help="Reference intervention NODE=VALUE "
-                                               "(repeatable); default: no intervention (the observational "
-                                               "mean)."),
-    n: int = typer.Option(1000, "-n", "--n", help="Monte Carlo rows per estimate."),
-    bootstrap: int = typer.Option(50, "--bootstrap", help="Bootstrap replicates (context rows resampled and the "
-                                  "SCM re-inferred each time)."),
-    level: float = typer.Option(0.95, "--level", help="Coverage of the interval."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    out: Optional[Path] = OUT,
-    weights: Optional[Path] = WEIGHTS,
+    data: Data,
+    graph: Graph,
+    target: Annotated[str, typer.Option("--target", "-t", help="The outcome node Y.")],
+    do: Do = None,
+    versus: Annotated[list[str] | None, typer.Option("--versus", help="Reference intervention NODE=VALUE "
+                                                     "(repeatable); default: no intervention (the "
+                                                     "observational mean).")] = None,
+    n: Annotated[int, typer.Option("-n", "--n", help="Monte Carlo rows per estimate.")] = 1000,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates (context rows resampled "
+                                           "and the SCM re-inferred each time).")] = 50,
+    level: Annotated[float, typer.Option("--level", help="Coverage of the interval.")] = 0.95,
+    seed: Seed = 0,
+    out: Out = None,
+    weights: Weights = None,
 ):
     """Average causal effect E[Y | do(X=a)] - E[Y | do(X=b)] with a bootstrap interval (one CSV row).
 
@@ -271,10 +266,12 @@ def effect(
 
 
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the plots and tables."),
-    bootstrap: int = typer.Option(20, "--bootstrap", help="Bootstrap replicates for the effect intervals."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    weights: Optional[Path] = WEIGHTS,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the plots and tables.")] = Path("demo-out"),
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the effect "
+                                           "intervals.")] = 10,
+    samples: Annotated[int, typer.Option("--samples", help="Generated cells per distribution.")] = 1000,
+    seed: Seed = 0,
+    weights: Weights = None,
 ):
     """Run the Sachs et al. (2005) flow-cytometry demo (shipped data, no network): infer the signalling
     SCM zero-shot, check it on held-out rows, intervene on PKC and plot the results.
@@ -283,7 +280,11 @@ def demo(
     """
     from condfip.demo import run_demo
 
-    run_demo(out, weights=weights, bootstrap=bootstrap, seed=seed, echo=typer.echo)
+    if bootstrap < 0 or samples < 10:
+        raise InputError(f"need --bootstrap >= 0 and --samples >= 10, got {bootstrap} and {samples}; "
+                         f"fix: e.g. --bootstrap 10 --samples 1000")
+    run_demo(out, weights=weights, bootstrap=bootstrap, n_samples=samples,
+             bootstrap_samples=min(400, samples), seed=seed, echo=typer.echo)
 
 
 COMMANDS = {"sample": sample, "noise": noise, "counterfactual": counterfactual, "effect": effect, "demo": demo}

@@ -107,11 +107,18 @@ def effect_table(scm, interventions, reference=None, *, n: int = 1000, bootstrap
     reference = scm._check_interventions(reference) if reference else {}
     rng = np.random.default_rng(seed)
     estimate = _means(scm, interventions, reference, scm.draw_noise_array(int(n), rng))
-    replicates = np.empty((int(bootstrap), len(scm.columns)))
-    for b in range(int(bootstrap)):
+    return estimate, bootstrap_replicates(scm, interventions, reference, n=int(n), bootstrap=int(bootstrap),
+                                          rng=rng, method=method)
+
+
+def bootstrap_replicates(scm, interventions, reference, *, n: int, bootstrap: int, rng: np.random.Generator,
+                         method: str = "context") -> np.ndarray:
+    """Bootstrap replicates (replicates x nodes) of the per-node effects; interventions already checked."""
+    replicates = np.empty((bootstrap, len(scm.columns)))
+    for b in range(bootstrap):
         model = _resampled(scm, rng) if method == "context" else scm
-        replicates[b] = _means(model, interventions, reference, model.draw_noise_array(int(n), rng))
-    return estimate, replicates
+        replicates[b] = _means(model, interventions, reference or {}, model.draw_noise_array(n, rng))
+    return replicates
 
 
 def average_effect(scm, target: str, interventions, reference=None, *, n: int = 1000, bootstrap: int = 50,

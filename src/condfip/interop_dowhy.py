@@ -75,7 +75,7 @@ class ZeroShotMechanism(InvertibleFunctionalCausalModel):
             draws = np.quantile(noise, np.random.random(num_samples))
         return draws.reshape(-1, 1)
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> None:  # noqa: N803 - DoWhy's signature
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> None:
         """Nothing to fit: the mechanism was inferred zero-shot."""
 
     def clone(self):

@@ -48,6 +48,9 @@ def read_weights(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor
     if card.get("format_version") != FORMAT_VERSION:
         raise InputError(f"weights {weights} have format version {card.get('format_version')!r}, this condfip "
                          f"reads version {FORMAT_VERSION}; use weights exported by this version")
+    if card.get("sha256") and sha256(weights) != card["sha256"]:
+        raise InputError(f"weights file {weights} does not match the sha256 in {card_path} (corrupt or replaced); "
+                         "restore or re-export it")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:

@@ -100,7 +100,7 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 - safe_open is no dict
     except Exception as err:  # noqa: BLE001 - safetensors raises several unrelated types on bad files
         raise InputError(f"{where} is truncated, corrupt or not a safetensors file ({type(err).__name__}); "
                          f"fix: save the SCM again") from None

@@ -221,7 +221,7 @@ class Trainer:
         losses: list[float] = []
         start, window_start, window_steps = time.time(), time.time(), 0
         self.out.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "a") if (log_path and self.rank == 0) else None
+        log = open(log_path, "a", buffering=1) if (log_path and self.rank == 0) else None  # line-buffered
         try:
             while self.step < cfg.total_steps:
                 loss = self.train_step()

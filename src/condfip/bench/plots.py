@@ -86,7 +86,7 @@ def scale_plot(records: list[dict], path: Path) -> Path | None:
         n = [r["n_context"] for r in rs]
         a1.plot(n, [r["seconds"] for r in rs], marker="o", label=f"d={d}")
         a2.plot(n, [r["peak_rss_mb"] for r in rs], marker="o", label=f"d={d}")
-    for ax, label in ((a1, "infer + sample seconds"), (a2, "peak RSS (MiB)")):
+    for ax, label in ((a1, "infer + sample(1000) seconds"), (a2, "peak RSS (MiB)")):
         ax.set_xscale("log")
         ax.set_xlabel("dataset rows n (context subsampled to max_context)")
         ax.set_ylabel(label)

@@ -122,7 +122,9 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
                        f"{'—' if not math.isfinite(fit) else f'{fit:.2f}'} |")
         out.append("")
     if scale:
-        out += ["## scale: condfip infer + sample(n), fresh process per cell", "",
+        out += ["## scale: condfip infer + sample(1000 rows), fresh process per cell", "",
+                ("Contexts above the model's max_context are subsampled by infer (column 'context used'); peak RSS "
+                 "is the process's high-water mark (Python, torch, weights and data included)."), "",
                 "| d | n | status | infer s | sample s | total s | peak RSS MiB | RSS before infer MiB | context used |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(scale, key=lambda r: (r["d"], r["n_context"])):

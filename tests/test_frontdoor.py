@@ -1,0 +1,315 @@
+"""The users' front door in Python: the demo, effects, the report, saved SCMs and the DoWhy-gcm interop.
+
+Most tests use tiny "live" weights (width 16, random with non-zero decoder gates, so that every mechanism
+depends on its parents); the demo uses the shipped weights. Small data: d = 4, n = 60.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+import condfip
+from condfip import InputError, load_scm
+from condfip.effects import Effect, average_effect
+from condfip.model import CondFiP, ModelConfig
+from condfip.report import Report, check_memory, estimate_infer_memory, report
+from condfip.scm import SCM
+
+COLUMNS = ["a", "b=1", "p44/42", "d"]
+EDGES = [("a", "b=1"), ("b=1", "p44/42"), ("a", "d")]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: the machine is shared with a long training run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_weights(folder: Path, seed: int = 0) -> Path:
+    """A tiny random network with non-zero decoder gates, exported like the shipped weights."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
+    network = CondFiP(cfg)
+    with torch.no_grad():
+        for name, param in network.named_parameters():
+            if "modulation" in name:
+                param.normal_(0.0, 0.5)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / "condfip.safetensors"))
+    digest = hashlib.sha256((folder / "condfip.safetensors").read_bytes()).hexdigest()
+    card = {"format_version": 1, "model": cfg.to_dict(), "step": 0, "sha256": digest,
+            "train": {"prior": "train", "context_sizes": [50, 100, 200, 400]}}
+    (folder / "condfip.json").write_text(json.dumps(card))
+    return folder
+
+
+def make_data(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    b = 2.0 * a + 0.5 * rng.normal(size=n)
+    c = np.sin(b) + 0.3 * rng.normal(size=n)
+    d = -a + 0.4 * rng.normal(size=n)
+    return pd.DataFrame(np.column_stack([a, b, c, d]), columns=COLUMNS)
+
+
+def make_graph() -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(COLUMNS)
+    graph.add_edges_from(EDGES)
+    return graph
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return make_weights(tmp_path_factory.mktemp("weights") / "live")
+
+
+@pytest.fixture(scope="module")
+def model(weights):
+    return condfip.load_pretrained(weights)
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def scm(model, data):
+    return model.infer(data, make_graph())
+
+
+# --------------------------------------------------------------------------------------------------
+# the demo
+
+
+def test_demo_runs_offline_and_writes_plots(tmp_path):
+    from condfip.cli import app
+
+    out = tmp_path / "demo out"
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--bootstrap", "2", "--samples", "200"])
+    elapsed = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for node in ["praf", "pmek", "PIP2", "PIP3", "p44/42", "pakts473", "PKA", "P38", "pjnk"]:
+        assert re.search(rf"^\s*{re.escape(node)}\s+R\^2 [+-]\d", text, re.MULTILINE), node
+    assert "root" in text and "do(PKC" in text
+    for name in ["graph.png", "marginals.png", "intervention-PKC.png", "effects-PKC.png", "report.csv",
+                 "effects.csv", "samples-observational.csv", "samples-do-PKC-low.csv", "README.txt"]:
+        assert (out / name).stat().st_size > 0, name
+    shifted = sorted(p.name for p in (out / "do-PKC").iterdir())
+    assert "p44_42.png" in shifted and len(shifted) == 7  # the seven proteins downstream of PKC
+    for png in out.rglob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(out / "report.csv", index_col=0)
+    assert list(table.index) == list(condfip.demo.sachs_data().columns)
+    print(f"demo (reduced: 2 bootstrap replicates, 200 samples) took {elapsed:.1f} s")
+
+
+def test_shipped_sachs_data_and_graph():
+    from condfip.demo import sachs_data, sachs_graph, sanitise
+
+    data, graph = sachs_data(), sachs_graph()
+    assert data.shape == (853, 11) and (data.to_numpy() > 0).all()
+    assert graph.number_of_edges() == 17 and nx.is_directed_acyclic_graph(graph)
+    assert set(graph.successors("PKC")) == {"praf", "pmek", "PKA", "pjnk", "P38"}
+    taken: set[str] = set()
+    assert sanitise("p44/42", taken) == "p44_42"
+    assert sanitise("p44:42", taken) == "p44_42-2"  # collisions get a suffix
+    assert sanitise("../..", set()) == "node"
+
+
+# --------------------------------------------------------------------------------------------------
+# effects
+
+
+def test_effect_interval_and_exact_zero_for_non_descendants(scm):
+    eff = scm.effect("p44/42", {"a": 1.0}, {"a": -1.0}, n=200, bootstrap=8, seed=1)
+    assert isinstance(eff, Effect) and len(eff.replicates) == 8
+    assert eff.low <= eff.high and np.isfinite([eff.estimate, eff.low, eff.high]).all()
+    assert eff.estimate != 0.0  # the live network's mechanisms depend on their parents
+    assert "do(a=1)" in str(eff) and "p44/42" in str(eff)
+    # a node that is no descendant of the intervened node keeps its value row by row: exactly 0
+    zero = scm.effect("d", {"b=1": 3.0}, n=100, bootstrap=3, seed=1)
+    assert zero.estimate == 0.0 and zero.low == 0.0 and zero.high == 0.0
+    # reproducible with a seed
+    again = scm.effect("p44/42", {"a": 1.0}, {"a": -1.0}, n=200, bootstrap=8, seed=1)
+    assert again.estimate == eff.estimate and np.array_equal(again.replicates, eff.replicates)
+
+
+def test_effect_reference_none_is_observational_and_shift_works(scm):
+    rng_seed = 3
+    eff = scm.effect("d", {"a": lambda x: x + 1.0}, n=300, bootstrap=0, seed=rng_seed)
+    eps = scm.draw_noise_array(300, np.random.default_rng(rng_seed))
+    expected = scm.do({"a": lambda x: x + 1.0}).solve(eps)[:, 3].mean() - scm.solve(eps)[:, 3].mean()
+    assert eff.estimate == pytest.approx(expected)
+    assert np.isnan(eff.low)  # no replicates, no interval
+
+
+def test_effect_noise_method_for_any_scm_and_bad_arguments(scm):
+    eff = average_effect(scm, "p44/42", {"a": 1.0}, n=100, bootstrap=4, seed=0, method="noise")
+    assert eff.method == "noise draws"
+    with pytest.raises(InputError, match="unknown target node 'zz'"):
+        scm.effect("zz", {"a": 1.0})
+    with pytest.raises(InputError, match="unknown intervention node 'q'"):
+        scm.effect("d", {"q": 1.0}, bootstrap=0)
+    with pytest.raises(InputError, match="level"):
+        scm.effect("d", {"a": 1.0}, level=1.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+
+
+def test_report_table_and_warnings(scm, data):
+    rep = scm.report()
+    assert isinstance(rep, Report)
+    assert list(rep.table.index) == COLUMNS
+    assert {"r2", "noise_std", "dependence", "p_value", "independent", "max_abs_z"} <= set(rep.table.columns)
+    assert np.isnan(rep.table.loc["a", "r2"]) and rep.table.loc["a", "parents"] == 0
+    assert np.isfinite(rep.table.loc[["b=1", "p44/42", "d"], "r2"]).all()
+    # 4 nodes: below the training prior's 5-30 nodes
+    assert any("4 nodes" in w and "5-30" in w for w in rep.warnings)
+    text = str(rep)
+    assert "p44/42" in text and "warning" in text
+    held_out = make_data(40, seed=5) * 3.0  # far outside the context's range
+    rep2 = scm.report(held_out)
+    assert rep2.source == "given rows" and rep2.rows == 40
+    assert any("outside the context's range" in w for w in rep2.warnings)
+
+
+class _ZeroSCM(SCM):
+    """Mechanisms f = 0: the 'noise' is the data itself, so it depends on the parents."""
+
+    def mechanism_array(self, x):
+        return np.zeros_like(x)
+
+    def draw_noise_array(self, n, rng):
+        return rng.normal(size=(n, len(self.columns)))
+
+
+def test_report_flags_noise_that_depends_on_parents(data):
+    rep = report(_ZeroSCM(make_graph(), COLUMNS), data)
+    assert rep.table.loc["b=1", "independent"] is False or not rep.table.loc["b=1", "independent"]
+    assert rep.table.loc["b=1", "most_dependent_parent"] == "a"
+    assert any("'b=1' depends on its parent 'a'" in w for w in rep.warnings)
+
+
+def test_memory_estimate_scales_and_caps_at_max_context(model):
+    cfg = model.network.config
+    small = estimate_infer_memory(100, 5, cfg, query_rows=1)
+    assert estimate_infer_memory(200, 5, cfg, query_rows=1) > 3.5 * small
+    assert estimate_infer_memory(10**6, 5, cfg, query_rows=1) == estimate_infer_memory(1000, 5, cfg, query_rows=1)
+    assert check_memory(60, 4, cfg, available=10**12) > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# saved SCMs
+
+
+def test_save_load_answers_bitwise_the_same(scm, data, weights, tmp_path):
+    path = tmp_path / "model.safetensors"
+    assert scm.save(path) == path
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temporary file left
+    loaded = load_scm(path, weights=weights)
+    assert loaded.columns == scm.columns and set(loaded.graph.edges) == set(EDGES)
+    assert loaded.abduction == scm.abduction and loaded.noise_model == scm.noise_model
+    assert np.array_equal(loaded.noise(data).to_numpy(), scm.noise(data).to_numpy())
+    assert np.array_equal(loaded.sample(50, seed=7).to_numpy(), scm.sample(50, seed=7).to_numpy())
+    do = {"a": 0.5}
+    assert np.array_equal(loaded.do(do).sample(20, seed=2).to_numpy(), scm.do(do).sample(20, seed=2).to_numpy())
+    assert np.array_equal(loaded.counterfactual(data, do).to_numpy(), scm.counterfactual(data, do).to_numpy())
+
+
+def test_save_keeps_hard_interventions_and_refuses_shifts(scm, weights, tmp_path):
+    intervened = scm.do({"a": 2.0})
+    intervened.save(tmp_path / "do.safetensors")
+    loaded = load_scm(tmp_path / "do.safetensors", weights=weights)
+    assert loaded.interventions == {"a": 2.0}
+    assert (loaded.sample(5, seed=0)["a"] == 2.0).all()
+    with pytest.raises(InputError, match="shift interventions"):
+        scm.do({"a": lambda x: x + 1}).save(tmp_path / "shift.safetensors")
+
+
+def test_load_refuses_mismatched_weights_and_bad_files(scm, tmp_path):
+    path = scm.save(tmp_path / "model.safetensors")
+    with pytest.raises(InputError, match="sha256") as err:
+        load_scm(path)  # the shipped weights are not the ones it was inferred with
+    assert "weights=" in str(err.value)
+    other = make_weights(tmp_path / "other", seed=1)
+    with pytest.raises(InputError, match="sha256"):
+        load_scm(path, weights=other)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(InputError, match="truncated, corrupt"):
+        load_scm(broken)
+    with pytest.raises(InputError, match="does not exist"):
+        load_scm(tmp_path / "missing.safetensors")
+
+
+# --------------------------------------------------------------------------------------------------
+# DoWhy-gcm
+
+
+def test_dowhy_counterfactuals_equal_ours(scm, data):
+    gcm = pytest.importorskip("dowhy.gcm")
+    assert scm.abduction == "decoder"
+    model = scm.to_dowhy()
+    assert isinstance(model, gcm.InvertibleStructuralCausalModel)
+    assert set(model.graph.edges) == set(EDGES)
+    for interventions, ours in (({"a": lambda x: 0.7}, {"a": 0.7}),
+                                ({"b=1": lambda x: x + 1.5}, {"b=1": lambda x: x + 1.5}),
+                                ({"a": lambda x: -1.0, "p44/42": lambda x: 2.0}, {"a": -1.0, "p44/42": 2.0})):
+        theirs = gcm.counterfactual_samples(model, interventions, observed_data=data)
+        expected = scm.counterfactual(data, ours)
+        np.testing.assert_allclose(theirs[COLUMNS].to_numpy(), expected.to_numpy(), rtol=1e-6, atol=1e-6)
+    noise = gcm.compute_noise_from_data(model, data) if hasattr(gcm, "compute_noise_from_data") else None
+    if noise is not None:
+        ours = scm.noise(data)
+        np.testing.assert_allclose(noise[["b=1", "p44/42", "d"]].to_numpy(),
+                                   ours[["b=1", "p44/42", "d"]].to_numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_dowhy_sampling_and_average_causal_effect(scm, data):
+    gcm = pytest.importorskip("dowhy.gcm")
+    from dowhy.gcm.util.general import set_random_seed
+
+    model = scm.to_dowhy()
+    set_random_seed(0)
+    drawn = gcm.draw_samples(model, 30)
+    assert drawn.shape == (30, 4) and np.isfinite(drawn.to_numpy()).all()
+    assert set(drawn["a"]) <= set(scm.context["a"])  # roots: the empirical context values
+    inter = gcm.interventional_samples(model, {"a": lambda x: 1.0}, num_samples_to_draw=30)
+    assert (inter["a"] == 1.0).all()
+    ace = gcm.average_causal_effect(model, "p44/42", {"a": lambda x: 1.0}, {"a": lambda x: -1.0},
+                                    num_samples_to_draw=30)
+    assert np.isfinite(ace) and ace != 0.0
+    gcm.fit(model, data)  # fitting is a no-op for the zero-shot mechanisms and must not break them
+    again = gcm.counterfactual_samples(model, {"a": lambda x: 0.7}, observed_data=data)
+    np.testing.assert_allclose(again[COLUMNS].to_numpy(), scm.counterfactual(data, {"a": 0.7}).to_numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_dowhy_refuses_intervened_scm_and_warns_for_encoder_abduction(model, scm, data):
+    pytest.importorskip("dowhy.gcm")
+    with pytest.raises(InputError, match="before .do"):
+        scm.do({"a": 1.0}).to_dowhy()
+    encoder_scm = model.infer(data, make_graph(), abduction="encoder")
+    with pytest.warns(UserWarning, match="abducts noise with the encoder"):
+        encoder_scm.to_dowhy()
