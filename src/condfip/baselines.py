@@ -4,25 +4,27 @@
   (a root's mechanism is its mean). Fresh noise: each node's context residuals, resampled independently.
 - ``ZeroNoiseSCM``: the floor estimator that calls the data noiseless. Its abducted noise is 0 for every node
   with parents (a root's noise is its residual around its mean, as for ``OLSParentsSCM``). When it generates,
-  it uses the least-squares mechanisms and sets the noise of every node with parents to 0, whatever noise it is
-  handed: only root noise moves its samples. Counterfactuals therefore replay the least-squares predictions.
-- ``DoWhySCM``: a fitted DoWhy-gcm ``InvertibleStructuralCausalModel`` (``gcm.auto.assign_causal_mechanisms`` +
-  ``gcm.fit``). Conventions, which follow DoWhy's own:
+  it uses the least-squares mechanisms and sets the noise of every node with parents to 0, whatever noise it
+  is handed: only root noise moves its samples. Counterfactuals therefore replay the least-squares
+  predictions.
+- ``DoWhySCM``: a fitted DoWhy-gcm ``InvertibleStructuralCausalModel`` (``gcm.auto.assign_causal_mechanisms``
+  + ``gcm.fit``). Conventions, which follow DoWhy's own:
 
   * a root node's noise IS its value (DoWhy models a root by its empirical distribution, and its
     ``counterfactual_samples`` reconstructs a root's noise as the observed value), so ``mechanism_array``
     returns 0 for a root and ``noise`` returns the root's observed value. Whoever hands this SCM noise rows
     (``sample(noise=...)``) must put the roots' VALUES in the root columns (``roots_as_values`` is True).
-  * a node with parents: its mechanism is ``evaluate(parents, 0)`` of its fitted model, its noise is the model's
-    ``estimate_noise(target, parents)``, and generation evaluates ``evaluate(parents, noise)`` node by node in
-    topological order (exact on a DAG, one model evaluation per node).
+  * a node with parents: its mechanism is ``evaluate(parents, 0)`` of its fitted model, its noise is the
+    model's ``estimate_noise(target, parents)``, and generation evaluates ``evaluate(parents, noise)`` node by
+    node in topological order (exact on a DAG, one model evaluation per node).
 
   Which mechanisms can auto-assignment produce? In dowhy 0.14, ``assign_causal_mechanisms`` gives a root an
   ``EmpiricalDistribution`` and a node with parents an ``AdditiveNoiseModel`` (continuous target), a
   ``DiscreteAdditiveNoiseModel`` (integer-valued target) or a ``ClassifierFCM`` (categorical target); the
-  regressor inside is picked by cross-validation (``AssignmentQuality.GOOD``: linear, ridge/lasso, random
-  forest, gradient boosting, ...). Post-nonlinear models are never auto-assigned. On continuous data every node
-  with parents is therefore an additive-noise model, ``x = f(parents) + n``, exactly this package's SCM form.
+  regressor inside is picked by 5-fold cross-validation (``AssignmentQuality.GOOD``, the default: linear
+  regression, histogram gradient boosting, and for at most 5 parents a polynomial-features regression).
+  Post-nonlinear models are never auto-assigned. On continuous data every node with parents is therefore an
+  additive-noise model, ``x = f(parents) + n``, exactly this package's SCM form.
   ``DoWhySCM`` checks this and refuses other mechanism classes rather than pretending they are additive.
 
 DoWhy is an optional dependency (``pip install condfip[dowhy]``); it is imported only when a ``DoWhySCM`` is
@@ -157,9 +159,11 @@ class DoWhySCM(SCM):
         self.order = [self.columns.index(c) for c in nx.topological_sort(self._graph)]
         self.mechanisms = [model.causal_mechanism(c) for c in self.columns]
         for c, parents, mech in zip(self.columns, self.parents, self.mechanisms):
-            if parents and (not isinstance(mech, AdditiveNoiseModel) or isinstance(mech, DiscreteAdditiveNoiseModel)):
-                raise InputError(f"DoWhy assigned {type(mech).__name__} to node {c!r}; only continuous additive-noise "
-                                 "models fit condfip's SCM form (pass continuous, non-integer data)")
+            discrete = isinstance(mech, DiscreteAdditiveNoiseModel)
+            if parents and (discrete or not isinstance(mech, AdditiveNoiseModel)):
+                raise InputError(f"DoWhy assigned {type(mech).__name__} to node {c!r}; only continuous "
+                                 "additive-noise models fit condfip's SCM form (pass continuous, non-integer "
+                                 "data)")
 
     @classmethod
     def fit(cls, data: pd.DataFrame, graph: nx.DiGraph, quality: str = "GOOD", seed: int = 0) -> DoWhySCM:
@@ -174,7 +178,8 @@ class DoWhySCM(SCM):
         """f_i(x_pa(i)) (0 for a root: its noise is its value)."""
         if not self.parents[i]:
             return np.zeros(len(x))
-        return np.asarray(self.mechanisms[i].evaluate(x[:, self.parents[i]], np.zeros((len(x), 1)))).reshape(-1)
+        zeros = np.zeros((len(x), 1))
+        return np.asarray(self.mechanisms[i].evaluate(x[:, self.parents[i]], zeros)).reshape(-1)
 
     def mechanism_array(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -266,9 +271,10 @@ def _worker_main() -> None:
 
 
 class DoWhyWorker:
-    """Fits DoWhy models in a long-lived child process (a fresh interpreter in its own process group), so a fit
-    can be given a time limit: past it the process group is killed (a new worker starts on the next fit) and
-    ``FitTimeout`` is raised. A failure inside the fit is raised as ``RuntimeError`` with DoWhy's message."""
+    """Fits DoWhy models in a long-lived child process (a fresh interpreter in its own process group), so a
+    fit can be given a time limit: past it the process group is killed (a new worker starts on the next fit)
+    and ``FitTimeout`` is raised. A failure inside the fit is raised as ``RuntimeError`` with DoWhy's
+    message."""
 
     def __init__(self):
         self._proc: subprocess.Popen | None = None
@@ -278,8 +284,8 @@ class DoWhyWorker:
         if self._proc is not None and self._proc.poll() is None:
             return
         code = "from condfip.baselines import _worker_main; _worker_main()"
-        self._proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      start_new_session=True)
+        self._proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, start_new_session=True)
         ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
         try:
             if not ready or _recv(self._proc.stdout)[0] != "ready":

@@ -160,12 +160,14 @@ def simulate_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, results.md, meta.json, PNG plots.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, results.md, plots.")],
     quick: Annotated[bool, typer.Option("--quick", help="d in {10, 20}, n = 400, 3 SCMs per cell.")] = False,
     methods: Annotated[str | None, typer.Option(
-        help="Comma-separated subset of condfip, dowhy, ols-parents, oracle, zero-noise (or condfip-encoder).")] = None,
+        help="Comma-separated subset of condfip, dowhy, ols-parents, oracle, zero-noise, condfip-encoder.")
+    ] = None,
     cells: Annotated[str | None, typer.Option(
-        help="Comma-separated glob patterns over cell names, e.g. 'paper-in/linear/d10/*,sachs,scale/*'.")] = None,
+        help="Comma-separated glob patterns over cell names, e.g. 'paper-in/linear/d10/*,sachs,scale/*'.")
+    ] = None,
     parts: Annotated[str, typer.Option(help="Which parts to run.")] = "synthetic,sachs,scale",
     dowhy_timeout: Annotated[float, typer.Option(
         help="Seconds per DoWhy fit (default: quick 90, full 600; 0: in process, no limit).")] = -1.0,
@@ -190,12 +192,14 @@ def bench_cmd(
     if "bench" in sys.argv[1:]:
         argv = sys.argv[1:]
     else:  # called in process (tests): the equivalent command line
-        argv = ["bench", "--out", str(out)] + (["--quick"] if quick else []) + (["--retry-failed"] if retry_failed else [])
+        argv = ["bench", "--out", str(out)] + (["--quick"] if quick else [])
+        argv += ["--retry-failed"] if retry_failed else []
         given = {"--methods": methods, "--cells": cells, "--parts": parts, "--dowhy-timeout": dowhy_timeout,
                  "--sachs-dir": sachs_dir, "--sachs-splits": sachs_splits, "--weights": weights}
-        argv += [str(v) for k, v in given.items() if v is not None for v in (k, v)]
+        argv += [str(x) for k, v in given.items() if v is not None for x in (k, v)]
     try:
-        cfg = BenchConfig(out=out, quick=quick, methods=tuple(split(methods)) if methods else BenchConfig.methods,
+        chosen = tuple(split(methods)) if methods else BenchConfig.methods
+        cfg = BenchConfig(out=out, quick=quick, methods=chosen,
                           cells=split(cells) if cells else None, parts=tuple(split(parts)),
                           dowhy_timeout=None if dowhy_timeout == 0 else dowhy_timeout,
                           sachs_dir=str(sachs_dir) if sachs_dir else None, sachs_splits=sachs_splits,

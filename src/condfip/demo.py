@@ -82,8 +82,8 @@ def _hist_pair(ax, a: np.ndarray, b: np.ndarray, labels: tuple[str, str], colors
     lo = min(np.quantile(a, 0.005), np.quantile(b, 0.005))
     hi = max(np.quantile(a, 0.995), np.quantile(b, 0.995))
     bins = np.linspace(lo, hi, 31) if hi > lo else 30
-    ax.hist(a, bins=bins, density=True, alpha=0.5, color=colors[0], label=labels[0])
-    ax.hist(b, bins=bins, density=True, alpha=0.5, color=colors[1], label=labels[1])
+    ax.hist(a, bins=bins, density=True, alpha=0.5, color=colors[0], label=labels[0], histtype="stepfilled")
+    ax.hist(b, bins=bins, density=True, alpha=0.5, color=colors[1], label=labels[1], histtype="stepfilled")
 
 
 def plot_marginals(observed: pd.DataFrame, generated: pd.DataFrame, path: Path) -> Path:

@@ -18,6 +18,7 @@ from condfip.errors import InputError
 from condfip.inputs import read_data, read_graph, validate
 from condfip.model import CondFiP
 from condfip.pretrained import build_network
+from condfip.report import check_memory
 from condfip.scm import SCM
 
 ABDUCTIONS = ("decoder", "encoder")
@@ -152,6 +153,7 @@ class ZeroShotModel:
         if len(frame) > self.max_context:
             rows = np.sort(np.random.default_rng(context_seed).choice(len(frame), self.max_context, replace=False))
             context = frame.iloc[rows]
+        check_memory(len(context), frame.shape[1], self.network.config)
         abduction = abduction or self.card.get("default_abduction", "decoder")
         return InferredSCM(self.network, self.card, context, dag, abduction=abduction, noise_model=noise_model,
                            default_n=len(frame))

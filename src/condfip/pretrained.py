@@ -78,7 +78,8 @@ def build_network(path: str | Path | None = None) -> tuple[CondFiP, dict]:
         network = CondFiP(ModelConfig(**card["model"]))
         network.load_state_dict(tensors)
     except (TypeError, KeyError, RuntimeError) as err:
-        raise InputError(f"weights {path or WEIGHTS_DIR} do not fit this version's network ({err}); "
+        reason = " ".join(str(err).split())[:300]
+        raise InputError(f"weights {path or WEIGHTS_DIR} do not fit this version's network ({reason}); "
                          "use weights exported by this version") from None
     return network.eval(), card
 

@@ -1,7 +1,7 @@
 """The benchmarked methods: each one fits (or infers) an SCM on the context rows and the true graph, and is
 then asked everything through the one SCM interface.
 
-- ``condfip``: the shipped weights (``condfip.load_pretrained()``), zero-shot ``infer``; its default abduction.
+- ``condfip``: the shipped weights (``condfip.load_pretrained()``), zero-shot ``infer``, default abduction.
 - ``condfip-encoder`` (optional): the same, abducting noise with the encoder head.
 - ``dowhy``: DoWhy-gcm, auto-assigned mechanisms + fit (``condfip.baselines.DoWhySCM``), in a worker process
   with a per-fit time limit when ``timeout`` is set.

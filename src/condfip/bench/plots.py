@@ -1,5 +1,5 @@
-"""PNG plots of the benchmark (matplotlib, Agg backend): one per task (methods side by side per cell, one panel
-per context size), Sachs MMD, and the scale curves."""
+"""PNG plots of the benchmark (matplotlib, Agg backend): one per task (methods side by side per cell, one
+panel per context size), Sachs MMD, and the scale curves."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def sachs_plot(records: list[dict], methods_order: tuple[str, ...], path: Path) 
     methods = ordered_methods(recs, ("real", *methods_order))
     stats = [mean_se([r["value"] for r in recs if r["method"] == m]) for m in methods]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(methods, [s[0] for s in stats], yerr=[0.0 if not np.isfinite(s[1]) else s[1] for s in stats], capsize=3)
+    errs = [0.0 if not np.isfinite(s[1]) else s[1] for s in stats]
+    ax.bar(methods, [s[0] for s in stats], yerr=errs, capsize=3)
     ax.set_ylabel("squared MMD (unbiased)")
     ax.set_title("Sachs: generated vs held-out rows")
     ax.grid(axis="y", alpha=0.3)
@@ -102,5 +103,6 @@ def scale_plot(records: list[dict], path: Path) -> Path | None:
 def write_plots(records: list[dict], out: Path, methods_order: tuple[str, ...]) -> list[str]:
     """Write every plot that has data; returns the file names."""
     made = [task_plot(records, t, methods_order, out / f"{t}.png") for t in TASKS]
-    made += [sachs_plot(records, methods_order, out / "sachs_mmd.png"), scale_plot(records, out / "scale.png")]
+    made.append(sachs_plot(records, methods_order, out / "sachs_mmd.png"))
+    made.append(scale_plot(records, out / "scale.png"))
     return [p.name for p in made if p is not None]

@@ -92,10 +92,10 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
             if isinstance(value, float):
                 value = f"{value:.1f}"
             out.append(f"| {key} | {str(value).replace('|', '/')} |")
-    out += ["", "Metric: RMSE per sample over the nodes that have parents (the intervened node excluded), in the",
-            "standardised units of each dataset; mean (standard error) over the cell's datasets. Failures and time-outs",
-            "are counted in brackets and left out of the means. Cells: preset/mechanism/d/context n; 400 query rows.",
-            ""]
+    out += ["", "Metric: RMSE per sample over the nodes that have parents (the intervened node excluded),",
+            "in the standardised units of each dataset; mean (standard error) over the cell's datasets.",
+            "Failures and time-outs are counted in brackets and left out of the means. Cells:",
+            "preset/mechanism/d/context n; 400 query rows.", ""]
     if synth:
         methods = ordered_methods(synth, methods_order)
         for task in TASKS:
@@ -105,13 +105,14 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
                 "Each scored node's RMSE divided by the std of its true noise on the query rows.", ""]
         for task in TASKS:
             if any(r["task"] == task for r in synth):
-                out += [f"### {task} (scaled)", ""] + cell_table(synth, task, methods, field="value_scaled") + [""]
-        out += ["## wall time per dataset (s): fit + the four answers", ""] + timing_table(synth, methods) + [""]
+                table = cell_table(synth, task, methods, field="value_scaled")
+                out += [f"### {task} (scaled)", "", *table, ""]
+        out += ["## wall time per dataset (s): fit + the four answers", "", *timing_table(synth, methods), ""]
     if sachs:
         out += ["## Sachs: squared MMD, generated vs held-out rows", "",
-                ("Unbiased estimate, Gaussian kernel, median-heuristic bandwidth on the pooled rows; log-transformed, "
-                 "standardised data; 400 context / 400 held-out rows per random split; `real` = the context half "
-                 "itself vs the held-out half."), "",
+                ("Unbiased estimate, Gaussian kernel, median-heuristic bandwidth on the pooled rows; "
+                 "log-transformed, standardised data; 400 context / 400 held-out rows per random split; "
+                 "`real` = the context half itself vs the held-out half."), "",
                 "| method | MMD² mean (se) | splits ok | not ok | mean fit s |", "|---|---|---|---|---|"]
         for m in ordered_methods(sachs, ("real", *methods_order)):
             recs = [r for r in sachs if r["method"] == m]
@@ -123,16 +124,18 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
         out.append("")
     if scale:
         out += ["## scale: condfip infer + sample(1000 rows), fresh process per cell", "",
-                ("Contexts above the model's max_context are subsampled by infer (column 'context used'); peak RSS "
-                 "is the process's high-water mark (Python, torch, weights and data included)."), "",
-                "| d | n | status | infer s | sample s | total s | peak RSS MiB | RSS before infer MiB | context used |",
+                ("Contexts above the model's max_context are subsampled by infer (column 'context used'); "
+                 "peak RSS is the process's high-water mark (Python, torch, weights and data included)."), "",
+                ("| d | n | status | infer s | sample s | total s | peak RSS MiB | RSS before infer MiB "
+                 "| context used |"),
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(scale, key=lambda r: (r["d"], r["n_context"])):
             def f(k, digits=2, r=r):
                 v = r.get(k)
                 return "—" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
             out.append(f"| {r['d']} | {r['n_context']} | {r['status']} | {f('infer_seconds')} | "
-                       f"{f('sample_seconds')} | {f('seconds')} | {f('peak_rss_mb', 0)} | {f('base_rss_mb', 0)} | "
+                       f"{f('sample_seconds')} | {f('seconds')} | {f('peak_rss_mb', 0)} | "
+                       f"{f('base_rss_mb', 0)} | "
                        f"{f('context_used')} |")
         out.append("")
     if meta.get("plots"):

@@ -138,11 +138,12 @@ def _key(r: dict) -> tuple:
 def _git_commit() -> str:
     where = Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=where, capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=where, capture_output=True,
+                              text=True, timeout=10)
         if head.returncode != 0:
             return "unknown (not a git checkout)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, cwd=where,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False,
+                               cwd=where, capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
@@ -203,13 +204,15 @@ class Bench:
                 if any(("synthetic", m, t, cell.name, k) not in self.done for t in TASKS)]
         if not todo:
             return
-        problem = make_problem(cell.preset, cell.mechanism, cell.d, cell.n_context, k, query_rows=self.cfg.query_rows)
+        problem = make_problem(cell.preset, cell.mechanism, cell.d, cell.n_context, k,
+                               query_rows=self.cfg.query_rows)
         new = []
         for m in todo:
             progress.show(f"{cell.name} #{k} {m}")
             base = {"part": "synthetic", "method": m, "cell": cell.name, "preset": cell.preset,
-                    "mechanism": cell.mechanism, "d": cell.d, "n_context": cell.n_context, "n_query": len(problem.query),
-                    "index": k, "seed": BENCH_SEED, "target": problem.target, "value_do": problem.value,
+                    "mechanism": cell.mechanism, "d": cell.d, "n_context": cell.n_context,
+                    "n_query": len(problem.query), "index": k, "seed": BENCH_SEED, "target": problem.target,
+                    "value_do": problem.value,
                     **self._common(m)}
             start = time.perf_counter()
             try:
@@ -254,11 +257,12 @@ class Bench:
         for k in range(self.cfg.sachs_splits):
             context, held = split(data, k)
             new = []
-            base = {"part": "sachs", "task": "mmd", "cell": "sachs", "d": data.shape[1], "n_context": SPLIT_ROWS,
-                    "index": k}
+            base = {"part": "sachs", "task": "mmd", "cell": "sachs", "d": data.shape[1],
+                    "n_context": SPLIT_ROWS, "index": k}
             if ("sachs", "real", "mmd", "sachs", k) not in self.done:
-                new.append({**base, "method": "real", "value": mmd2_unbiased(context.to_numpy(), held.to_numpy()),
-                            "status": "ok", "seconds": 0.0, "load1": _load(), "error": None})
+                real = mmd2_unbiased(context.to_numpy(), held.to_numpy())
+                new.append({**base, "method": "real", "value": real, "status": "ok", "seconds": 0.0,
+                            "load1": _load(), "error": None})
             for m in methods:
                 if ("sachs", m, "mmd", "sachs", k) in self.done:
                     continue
@@ -317,11 +321,12 @@ class Bench:
         cfg = self.cfg
         notes = list(cfg.notes)
         if cfg.quick:
-            notes.append(f"quick mode: d in {{10, 20}}, n = 400, 3 SCMs per cell; Sachs with {cfg.sachs_splits} "
-                         "splits (the full run uses 10); scale grid reduced to d in {10, 20} x n in {400, 10000}")
+            notes.append(f"quick mode: d in {{10, 20}}, n = 400, 3 SCMs per cell; Sachs with "
+                         f"{cfg.sachs_splits} splits (the full run uses 10); scale grid reduced to "
+                         "d in {10, 20} x n in {400, 10000}")
         else:
-            notes.append("full run: 9 SCMs per cell for d <= 20 at n = 400, 5 for d <= 20 at n in {50, 100, 1000}, "
-                         "3 for d in {50, 100}")
+            notes.append("full run: 9 SCMs per cell for d <= 20 at n = 400, 5 for d <= 20 at n in "
+                         "{50, 100, 1000}, 3 for d in {50, 100}")
         notes.append(f"DoWhy run only for d <= {cfg.dowhy_max_d}; its fits are limited to "
                      f"{cfg.dowhy_timeout:.0f} s each" if cfg.dowhy_timeout else
                      f"DoWhy run only for d <= {cfg.dowhy_max_d}; fits in process, no time limit")

@@ -45,7 +45,8 @@ def _read_pair(data_text: str, graph_text: str, where: str) -> tuple[pd.DataFram
         raise ValueError(f"{where}: sachs.csv lacks columns {missing}")
     raw = raw[list(SACHS_COLUMNS)].astype(np.float64)
     if len(raw) != SACHS_ROWS:
-        raise ValueError(f"{where}: sachs.csv has {len(raw)} rows, expected the {SACHS_ROWS} observational rows")
+        raise ValueError(f"{where}: sachs.csv has {len(raw)} rows, expected the {SACHS_ROWS} observational "
+                         "rows")
     if not (raw.to_numpy() > 0).all():
         raise ValueError(f"{where}: sachs.csv must hold the raw (positive) values; found values <= 0")
     edges = pd.read_csv(io.StringIO(graph_text))
@@ -95,8 +96,9 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def mmd2_unbiased(x, y, bandwidth: float | None = None) -> float:
-    """Unbiased estimate of the squared MMD between the rows of x (m x d) and y (n x d) with the Gaussian kernel
-    ``exp(-|a - b|^2 / (2 bandwidth^2))`` (median heuristic when ``bandwidth`` is None). It can be negative."""
+    """Unbiased estimate of the squared MMD between the rows of x (m x d) and y (n x d) with the Gaussian
+    kernel ``exp(-|a - b|^2 / (2 bandwidth^2))`` (median heuristic when ``bandwidth`` is None). It can be
+    negative."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or len(x) < 2 or len(y) < 2:
         raise ValueError(f"need two (rows >= 2, d) arrays with the same d, got {x.shape} and {y.shape}")

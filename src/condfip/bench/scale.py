@@ -1,8 +1,8 @@
 """Scale table: wall time and peak memory of ``infer`` + ``sample`` per (d, n), each cell in a fresh process.
 
 The parent simulates the dataset (paper-in, linear, stream ``(BENCH_SEED + 1, 1000 * d)``), writes it to a
-temporary folder and runs ``python -m condfip.bench.scale DATA.npy EDGES.json [WEIGHTS]`` in a new process. The
-child imports condfip, loads the weights and the data, then times ``infer`` (contexts above the model's
+temporary folder and runs ``python -m condfip.bench.scale DATA.npy EDGES.json [WEIGHTS]`` in a new process.
+The child imports condfip, loads the weights and the data, then times ``infer`` (contexts above the model's
 ``max_context`` are subsampled by ``infer``) and ``sample(1000)`` (1000 fresh rows in every cell, so the
 sampling cost depends on d only). Peak
 memory is the child's ``ru_maxrss`` (a high-water mark, so it includes Python, torch and the data: the
@@ -51,7 +51,8 @@ def _child(data_path: str, edges_path: str, weights: str | None) -> dict:
     end = time.perf_counter()
     assert np.isfinite(rows.to_numpy()).all()
     return {"infer_seconds": mid - start, "sample_seconds": end - mid, "seconds": end - start,
-            "base_rss_mb": base, "peak_rss_mb": _rss_mb(), "context_used": len(scm.context), "sampled_rows": len(rows),
+            "base_rss_mb": base, "peak_rss_mb": _rss_mb(), "context_used": len(scm.context),
+            "sampled_rows": len(rows),
             "threads": __import__("torch").get_num_threads()}
 
 
@@ -68,7 +69,8 @@ def measure(d: int, n: int, *, weights: str | None = None, timeout: float = 1800
         data_path, edges_path = os.path.join(tmp, "data.npy"), os.path.join(tmp, "edges.json")
         np.save(data_path, ds.data.to_numpy())
         Path(edges_path).write_text(json.dumps([list(e) for e in ds.scm.graph.edges]))
-        cmd = [sys.executable, "-m", "condfip.bench.scale", data_path, edges_path] + ([str(weights)] if weights else [])
+        cmd = [sys.executable, "-m", "condfip.bench.scale", data_path, edges_path]
+        cmd += [str(weights)] if weights else []
         start = time.perf_counter()
         try:
             proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)

@@ -1,13 +1,13 @@
 """The benchmark's synthetic suites: which cells, how many SCMs per cell, and the fixed seeds.
 
 A cell is (preset, mechanism, d, context n). Every dataset is simulated by ``condfip.simulate.simulate`` with
-``n_context + 400`` rows (standardised over all rows, the ground-truth ``SyntheticSCM`` in the same units): the
-first ``n_context`` rows are the context every method is fitted on, the last 400 are the query rows.
+``n_context + 400`` rows (standardised over all rows, the ground-truth ``SyntheticSCM`` in the same units):
+the first ``n_context`` rows are the context every method is fitted on, the last 400 are the query rows.
 
-Seeds: every dataset comes from the stream ``(BENCH_SEED, index)`` where the index names (preset, mechanism, d,
-k) and not n, so the k-th SCM of a cell is the same SCM at every context size (only its rows differ). BENCH_SEED
-differs from the validation seed (``condfip.train.VALIDATION_SEED``) and from training seeds, whose streams have
-other keys (``(seed, step)`` and ``(seed, step, chunk)``, default seed 0).
+Seeds: every dataset comes from the stream ``(BENCH_SEED, index)`` where the index names (preset, mechanism,
+d, k) and not n, so the k-th SCM of a cell is the same SCM at every context size (only its rows differ).
+BENCH_SEED differs from the validation seed (``condfip.train.VALIDATION_SEED``) and from training seeds, whose
+streams have other keys (``(seed, step)`` and ``(seed, step, chunk)``, default seed 0).
 """
 
 from __future__ import annotations
@@ -123,4 +123,5 @@ def make_problem(preset: str, mechanism: str, d: int, n_context: int, k: int, *,
     value = float(rng.uniform(lo, hi))
     truth_do = ds.scm.do({target: value}).sample(noise=true_noise)
     return Problem(cell=f"{preset}/{mechanism}/d{d}/n{n_context}", index=k, context=context, query=query,
-                   true_noise=true_noise, truth=ds.scm, graph=graph, target=target, value=value, truth_do=truth_do)
+                   true_noise=true_noise, truth=ds.scm, graph=graph, target=target, value=value,
+                   truth_do=truth_do)

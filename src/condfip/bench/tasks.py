@@ -55,7 +55,8 @@ def truth(task: str, problem: Problem) -> pd.DataFrame:
 
 def rmse_per_node(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
     """sqrt(mean over rows of the squared error), per node."""
-    return np.sqrt(np.mean((np.asarray(y, dtype=np.float64) - np.asarray(y_hat, dtype=np.float64)) ** 2, axis=0))
+    error = np.asarray(y, dtype=np.float64) - np.asarray(y_hat, dtype=np.float64)
+    return np.sqrt(np.mean(error**2, axis=0))
 
 
 def score(task: str, estimate: pd.DataFrame, problem: Problem) -> tuple[float, float]:
@@ -72,7 +73,8 @@ def score(task: str, estimate: pd.DataFrame, problem: Problem) -> tuple[float, f
 
 
 def run_tasks(scm: SCM, problem: Problem, tasks=TASKS) -> list[dict]:
-    """Answer and score each task; per task: value, value_scaled, answer_seconds, status (ok/failed), error."""
+    """Answer and score each task; per task: value, value_scaled, answer_seconds, status (ok/failed),
+    error."""
     out = []
     for task in tasks:
         start = time.perf_counter()
