@@ -221,7 +221,7 @@ class Trainer:
         losses: list[float] = []
         start, window_start, window_steps = time.time(), time.time(), 0
         self.out.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "a", buffering=1) if (log_path and self.rank == 0) else None  # line-buffered
+        log = open(log_path, "a", buffering=1) if (log_path and self.rank == 0) else None  # noqa: SIM115
         try:
             while self.step < cfg.total_steps:
                 loss = self.train_step()
@@ -236,11 +236,10 @@ class Trainer:
                     print(f"{bar} step {self.step}/{cfg.total_steps} {phase} loss {loss:.4f} "
                           f"lr {learning_rate(cfg, self.step - 1):.2e} {rate:.1f} datasets/s", flush=True)
                     window_start, window_steps = time.time(), 0
-                if self.step % cfg.eval_every == 0 or self.step == cfg.total_steps:
-                    if self.rank == 0:
-                        self.history.append({"step": self.step, **self.evaluate()})
-                        if not self.quiet:
-                            print("validation", json.dumps(self.history[-1]), flush=True)
+                if (self.step % cfg.eval_every == 0 or self.step == cfg.total_steps) and self.rank == 0:
+                    self.history.append({"step": self.step, **self.evaluate()})
+                    if not self.quiet:
+                        print("validation", json.dumps(self.history[-1]), flush=True)
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.total_steps:
                     self.save()
                 if max_seconds is not None and time.time() - start > max_seconds:

@@ -45,7 +45,7 @@ def scale_free_in(d: int, edges_per_node: float, rng: np.random.Generator) -> np
 
 
 def watts_strogatz(d: int, edges_per_node: float, rng: np.random.Generator) -> np.ndarray:
-    k = max(2, min(d - 1, 2 * int(round(edges_per_node))))
+    k = max(2, min(d - 1, 2 * round(edges_per_node)))
     g = nx.watts_strogatz_graph(d, k, 0.3, seed=int(rng.integers(2**31)))
     return _orient(nx.to_numpy_array(g, nodelist=range(d)).astype(bool), rng)
 
