@@ -32,7 +32,7 @@ class InferredSCM(SCM):
     ``abduction``: how ``noise(data)`` abducts: ``"decoder"`` (x - T(x); exact round trip with ``sample``)
     or ``"encoder"`` (x - encoder head, with the rows appended to the context).
     ``noise_model``: how fresh noise is drawn: ``"empirical"`` (resample each node's marginal of the
-    context's abducted noise by its inverse CDF) or ``"gaussian"`` (a per-node Gaussian fitted to it).
+    context's decoder-abducted noise by its inverse CDF) or ``"gaussian"`` (a per-node Gaussian fitted to it).
     """
 
     def __init__(self, network: CondFiP, card: dict, context: pd.DataFrame, graph: nx.DiGraph,
@@ -85,9 +85,12 @@ class InferredSCM(SCM):
         return self.mean + self.std * out
 
     def context_noise(self) -> np.ndarray:
-        """Abducted noise of the context rows (the basis of fresh noise draws)."""
+        """The context rows' noise as the decoder abducts it, ``x - T(x)``: the pool fresh noise is drawn from.
+        Always the decoder's, whatever ``abduction`` says, because generation runs through the decoder's fixed
+        point: with this pool, pushing the context's own noise back reproduces the context exactly."""
         if self._context_noise is None:
-            self._context_noise = self.noise(self.context).to_numpy()
+            x = self.context.to_numpy()
+            self._context_noise = x - self.mechanism_array(x)
         return self._context_noise
 
     def draw_noise_array(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -40,7 +40,6 @@ class ZeroShotMechanism(InvertibleFunctionalCausalModel):
         self.scm, self.node, self.parents = scm, node, list(parents)
         self._j = scm.columns.index(node)
         self._parent_idx = [scm.columns.index(p) for p in self.parents]
-        self._noise: np.ndarray | None = None
 
     def _f(self, parent_samples: np.ndarray) -> np.ndarray:
         parents = np.asarray(parent_samples, dtype=np.float64)
@@ -61,11 +60,8 @@ class ZeroShotMechanism(InvertibleFunctionalCausalModel):
         return (target - self._f(parent_samples)).reshape(-1, 1)
 
     def context_noise(self) -> np.ndarray:
-        """The node's decoder-abducted noise on the context rows."""
-        if self._noise is None:
-            ctx = self.scm.context.to_numpy(dtype=np.float64)
-            self._noise = ctx[:, self._j] - self.scm.mechanism_array(ctx)[:, self._j]
-        return self._noise
+        """The node's decoder-abducted noise on the context rows (the SCM's own noise pool)."""
+        return self.scm.context_noise()[:, self._j]
 
     def draw_noise_samples(self, num_samples: int) -> np.ndarray:
         noise = self.context_noise()

@@ -2,7 +2,8 @@
 then asked everything through the one SCM interface.
 
 - ``condfip``: the shipped weights (``condfip.load_pretrained()``), zero-shot ``infer``, default abduction.
-- ``condfip-encoder`` (optional): the same, abducting noise with the encoder head.
+- ``condfip-decoder`` / ``condfip-encoder``: the same network forced to abduct noise with the decoder
+  (``x - T(x)``) or the encoder head; ``condfip`` uses the model card's default (the better on validation).
 - ``dowhy``: DoWhy-gcm, auto-assigned mechanisms + fit (``condfip.baselines.DoWhySCM``), in a worker process
   with a per-fit time limit when ``timeout`` is set.
 - ``ols-parents``: least squares with intercept on the true parents (``condfip.baselines.OLSParentsSCM``).
@@ -21,7 +22,7 @@ import pandas as pd
 from condfip.baselines import DoWhySCM, DoWhyWorker, OLSParentsSCM, ZeroNoiseSCM
 from condfip.scm import SCM
 
-METHODS = ("condfip", "dowhy", "ols-parents", "oracle", "zero-noise")
+METHODS = ("condfip", "condfip-decoder", "dowhy", "ols-parents", "oracle", "zero-noise")
 OPTIONAL_METHODS = ("condfip-encoder",)
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 
@@ -69,6 +70,8 @@ class Methods:
             scm = self.model.infer(context, graph)
         elif name == "condfip-encoder":
             scm = self.model.infer(context, graph, abduction="encoder")
+        elif name == "condfip-decoder":
+            scm = self.model.infer(context, graph, abduction="decoder")
         elif name == "dowhy":
             if self.dowhy_timeout is None:
                 scm = DoWhySCM.fit(context, graph, quality=self.dowhy_quality, seed=seed)
