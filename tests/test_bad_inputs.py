@@ -3,7 +3,6 @@ exit code and no traceback on the CLI. Plus hypothesis fuzzing of the ``--do`` p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -13,19 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import condfip
 from condfip import InputError
 from condfip.cli import app
 from condfip.commands import parse_assignments
-from condfip.model import CondFiP, ModelConfig
 from condfip.pretrained import WEIGHTS_DIR
 from condfip.report import MEMORY_ENV, check_memory
+from tiny_weights import make_weights
 
 COLUMNS = ["a", "b", "c", "d"]
 EDGES = [("a", "b"), ("b", "c"), ("a", "d")]
@@ -52,32 +49,6 @@ CDT_TARGET = """"Cause","Effect"
 "PKA","p44/42"
 "PKA","pjnk"
 """
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def make_weights(folder: Path, seed: int = 0) -> Path:
-    """A tiny random network with non-zero decoder gates, exported like the shipped weights."""
-    torch.manual_seed(seed)
-    cfg = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
-    network = CondFiP(cfg)
-    with torch.no_grad():
-        for name, param in network.named_parameters():
-            if "modulation" in name:
-                param.normal_(0.0, 0.5)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / "condfip.safetensors"))
-    digest = hashlib.sha256((folder / "condfip.safetensors").read_bytes()).hexdigest()
-    card = {"format_version": 1, "model": cfg.to_dict(), "step": 0, "sha256": digest,
-            "train": {"prior": "train", "context_sizes": [50, 100, 200, 400]}}
-    (folder / "condfip.json").write_text(json.dumps(card))
-    return folder
 
 
 def frame(rows: int = 30, seed: int = 0) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from condfip.baselines import DoWhyWorker, FitTimeout, OLSParentsSCM, ZeroNoiseSCM
+from condfip.bench.methods import METHODS
 from condfip.bench.report import mean_se
 from condfip.bench.run import BenchConfig, run_bench
 from condfip.bench.sachs_mmd import (
@@ -190,7 +191,7 @@ def test_every_method_on_a_tiny_suite(tmp_path):
     records = json.loads((out / "results.json").read_text())
     assert all(FIELDS <= set(r) for r in records)
     synth = [r for r in records if r["part"] == "synthetic"]
-    methods = ("condfip", "dowhy", "ols-parents", "oracle", "zero-noise")
+    methods = METHODS
     assert {(r["method"], r["task"], r["cell"]) for r in synth} == {
         (m, t, c.name) for m in methods for t in TASKS for c in TINY}
     for r in synth:

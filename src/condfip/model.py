@@ -68,8 +68,8 @@ class MLP(nn.Module):
         return self.proj(F.gelu(self.fc(x)))
 
 
-class SampleAttention(nn.Module):
-    """Pre-LN block: attention across samples for each node (x laid out (B, d, n, h)), then an MLP."""
+class AttentionBlock(nn.Module):
+    """Pre-LN residual block parts shared by the encoder's two block kinds: attention, then an MLP."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -78,6 +78,10 @@ class SampleAttention(nn.Module):
         self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
         self.out = nn.Linear(cfg.width, cfg.width)
         self.mlp = MLP(cfg.width, cfg.mlp_ratio)
+
+
+class SampleAttention(AttentionBlock):
+    """Attention across samples for each node (x laid out (B, d, n, h)), then an MLP."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, d, n, h = x.shape
@@ -87,16 +91,8 @@ class SampleAttention(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class NodeAttention(nn.Module):
-    """Pre-LN block: DAG-masked attention across nodes for each sample (x laid out (B, d, n, h)), then an MLP."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.heads = cfg.heads
-        self.ln1, self.ln2 = nn.LayerNorm(cfg.width), nn.LayerNorm(cfg.width)
-        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
-        self.out = nn.Linear(cfg.width, cfg.width)
-        self.mlp = MLP(cfg.width, cfg.mlp_ratio)
+class NodeAttention(AttentionBlock):
+    """DAG-masked attention across nodes for each sample (x laid out (B, d, n, h)), then an MLP."""
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         B, d, n, h = x.shape

@@ -1,0 +1,30 @@
+"""A tiny randomly initialised network exported like the shipped weights, for fast tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from condfip.model import CondFiP, ModelConfig
+
+
+def make_weights(folder: Path, seed: int = 0) -> Path:
+    """A tiny random network with non-zero decoder gates (so mechanisms depend on their parents)."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
+    network = CondFiP(cfg)
+    with torch.no_grad():
+        for name, param in network.named_parameters():
+            if "modulation" in name:
+                param.normal_(0.0, 0.5)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / "condfip.safetensors"))
+    digest = hashlib.sha256((folder / "condfip.safetensors").read_bytes()).hexdigest()
+    card = {"format_version": 1, "model": cfg.to_dict(), "step": 0, "sha256": digest,
+            "train": {"prior": "train", "context_sizes": [50, 100, 200, 400]}}
+    (folder / "condfip.json").write_text(json.dumps(card))
+    return folder
