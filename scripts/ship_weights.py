@@ -2,7 +2,8 @@
 
 Usage: python scripts/ship_weights.py RUN_DIR --cpu-hours H [--out src/condfip/weights]
 
-The default abduction is the one with the lower mean validation noise RMSE (encoder head vs decoder).
+The checkpoint's EMA weights are validated afresh (the card's figures are those of the shipped tensors); the
+default abduction is the one with the lower mean validation noise RMSE (encoder head vs decoder).
 Ship only when the run measured better than the weights already shipped (compare the cards' figures).
 """
 
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import torch
 
+from condfip.model import CondFiP, ModelConfig
 from condfip.pretrained import WEIGHTS_DIR, export_weights
+from condfip.train import validation_scores
 
 
 def main() -> None:
@@ -22,13 +25,16 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--cpu-hours", type=float, required=True)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    parser.add_argument("--init-datasets", type=int, default=0, help="datasets seen by the warm-start source")
     args = parser.parse_args()
     state = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    validation = state["history"][-1]
+    network = CondFiP(ModelConfig(**state["config"]["model"]))
+    network.load_state_dict(state["ema"])
+    validation = {"step": state["step"], **validation_scores(network, 3, torch.device("cpu"))}
     default = "encoder" if validation["enc mean"] < validation["dec mean"] else "decoder"
     card = {
         "prior": state["config"]["prior"],
-        "datasets_seen": state["step"] * state["config"]["batch_size"],
+        "datasets_seen": args.init_datasets + state["step"] * state["config"]["batch_size"],
         "cpu_hours": args.cpu_hours,
         "default_abduction": default,
         "validation": validation,
@@ -37,7 +43,7 @@ def main() -> None:
                            "'dec' = decoder abduction",
     }
     path = export_weights(args.run / "checkpoint.pt", args.out, card)
-    print(json.dumps({"weights": str(path), "default_abduction": default, "step": state["step"]}))
+    print(json.dumps({"weights": str(path), "default_abduction": default, "validation": validation}))
 
 
 if __name__ == "__main__":
