@@ -29,14 +29,6 @@ NOISES = sorted(NOISE_FAMILIES)
 BROAD = PRESETS["broad"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _dataset(mechanism="rff", noise="gaussian", graph="er", d=8, n=40, seed=0, prior=BROAD, **kw):
     return simulate(prior, nodes=d, samples=n, seed=seed, mechanism=mechanism, graphs=(graph,), noises=(noise,), **kw)
 
