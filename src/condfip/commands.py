@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,7 @@ import pandas as pd
 import typer
 from typer.core import TyperGroup
 
+from condfip.atomic import atomic_write
 from condfip.errors import InputError
 
 EXIT_INPUT_ERROR = 1
@@ -136,27 +136,18 @@ def write_table(frame: pd.DataFrame, out: Path | None, index: bool = False) -> N
             raise typer.Exit(0) from None
         return
     out = Path(out)
-    parquet = out.suffix.lower() in (".parquet", ".pq")
-    folder = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise InputError(f"cannot write output file {str(out)!r} ({err.strerror or err}); fix: check that its "
-                         f"folder exists and is writable") from None
-    os.close(fd)
-    try:
-        if parquet:
-            try:
-                frame.to_parquet(tmp, index=index)
-            except ImportError:
-                raise InputError(f"writing {str(out)!r} as Parquet needs pyarrow; fix: pip install "
-                                 f"'condfip[parquet]' or write a .csv") from None
-        else:
+
+    def write(tmp: str) -> None:
+        if out.suffix.lower() not in (".parquet", ".pq"):
             frame.to_csv(tmp, index=index)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            return
+        try:
+            frame.to_parquet(tmp, index=index)
+        except ImportError:
+            raise InputError(f"writing {str(out)!r} as Parquet needs pyarrow; fix: pip install "
+                             f"'condfip[parquet]' or write a .csv") from None
+
+    atomic_write(out, write, what="output file ")
 
 
 def _keeps_index(frame: pd.DataFrame) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import networkx as nx
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from condfip.atomic import atomic_write
 from condfip.errors import InputError
 
 FORMAT_VERSION = 1
@@ -73,19 +73,7 @@ def save_scm(scm, path: str | os.PathLike) -> Path:
     }
     from safetensors.torch import save_file
 
-    try:
-        folder = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise InputError(f"cannot write {str(path)!r} ({err.strerror or err}); fix: check that the folder "
-                         f"exists and is writable") from None
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
     return path
 
 
