@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from condfip.atomic import atomic_write, atomic_write_text
 from condfip.errors import InputError
 from condfip.model import CondFiP, ModelConfig
 
@@ -90,13 +90,8 @@ def export_weights(checkpoint: str | Path, out_dir: str | Path, card: dict) -> P
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.float().contiguous() for k, v in state["ema"].items()}
-    tmp = out / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / WEIGHTS_FILE)
+    atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
     full_card = {"format_version": FORMAT_VERSION, "model": state["config"]["model"], "train": state["config"],
                  "step": state["step"], **card, "sha256": sha256(out / WEIGHTS_FILE)}
-    tmp = out / (CARD_FILE + ".tmp")
-    tmp.write_text(json.dumps(full_card, indent=2) + "\n")
-    os.replace(tmp, out / CARD_FILE)
+    atomic_write_text(out / CARD_FILE, json.dumps(full_card, indent=2) + "\n")
     return out / WEIGHTS_FILE

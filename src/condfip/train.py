@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from condfip.atomic import atomic_write
 from condfip.metrics import nodes_with_parents, rmse_per_sample
 from condfip.model import CondFiP, ModelConfig
 from condfip.simulate import get_prior, simulate, simulate_batch, streams
@@ -287,9 +288,7 @@ def validation_scores(model: CondFiP, per_cell: int, device: torch.device) -> di
 
 # ---- helpers ----------------------------------------------------------------------------------------
 def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def progress_bar(step: int, total: int, width: int = 20) -> str:

@@ -11,31 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 import pandas as pd
 
 import condfip
+from condfip.atomic import atomic_write_text
 from condfip.simulate.synthetic import SimulatedDataset
 
 FLOAT_FORMAT = "%.17g"
 FILES = ("data.csv", "noise.csv", "graph.csv", "meta.json")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as handle:  # "x": never clobbers; honours umask
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _csv(frame: pd.DataFrame) -> str:
@@ -88,7 +73,7 @@ def write_dataset(dataset: SimulatedDataset, out_dir: str | os.PathLike, meta: d
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "data.csv", _csv(dataset.data))
-    _atomic_write(out / "noise.csv", _csv(dataset.noise))
-    _atomic_write(out / "graph.csv", _csv(edge_frame))
-    _atomic_write(out / "meta.json", meta_text)  # last: its presence marks a complete folder
+    atomic_write_text(out / "data.csv", _csv(dataset.data))
+    atomic_write_text(out / "noise.csv", _csv(dataset.noise))
+    atomic_write_text(out / "graph.csv", _csv(edge_frame))
+    atomic_write_text(out / "meta.json", meta_text)  # last: its presence marks a complete folder
