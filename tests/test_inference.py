@@ -59,11 +59,11 @@ def test_sample_of_abducted_noise_returns_the_data():
 def test_longest_path_plus_one_passes_reach_the_exact_fixed_point():
     data, graph = chain_data()
     scm = random_model().infer(data, graph)
-    assert scm._passes == longest_path_passes(graph) == 4
+    assert len(scm._generations) == longest_path_passes(graph) == 4
     eps = scm.noise(data).to_numpy()
     exact = scm.solve(eps)
     np.testing.assert_allclose(scm.mechanism_array(exact) + eps, exact, atol=1e-9)  # a fixed point
-    scm._passes = 3  # one pass short: the last node of the chain is not settled
+    scm._generations = scm._generations[:-1]  # one pass short: the last node of the chain is not settled
     assert not np.allclose(scm.solve(eps), exact, atol=1e-6)
 
 

@@ -58,13 +58,22 @@ class InferredSCM(SCM):
         return torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32)[None]
 
     # ---- the SCM interface --------------------------------------------------------------------------
-    @torch.no_grad()
     def mechanism_array(self, x: np.ndarray) -> np.ndarray:
+        """T(x) generation by generation: the same calls the fixed point makes, so that
+        ``sample(noise=noise(x))`` returns x to float64 rounding."""
         out = np.empty_like(x, dtype=np.float64)
+        for nodes in self._generations:
+            out[:, nodes] = self.mechanism_nodes_array(x, nodes)
+        return out
+
+    @torch.no_grad()
+    def mechanism_nodes_array(self, x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        out = np.empty((len(x), len(nodes)), dtype=np.float64)
+        index = torch.as_tensor(nodes)
         for start in range(0, len(x), ROW_CHUNK):
             z = self._standardised(x[start:start + ROW_CHUNK])
-            out[start:start + ROW_CHUNK] = self.network.decoder(self.code, z, self.adj)[0].double().numpy()
-        return self.mean + self.std * out
+            out[start:start + ROW_CHUNK] = self.network.decoder(self.code, z, self.adj, nodes=index)[0].double().numpy()
+        return self.mean[nodes] + self.std[nodes] * out
 
     def noise(self, data) -> pd.DataFrame:
         if self.abduction == "decoder":

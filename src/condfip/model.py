@@ -139,12 +139,13 @@ class DecoderBlock(nn.Module):
 
     def forward(self, stream: torch.Tensor, keys: torch.Tensor, cond: torch.Tensor,
                 allowed: torch.Tensor) -> torch.Tensor:
-        """stream, keys (B, m, d, h); cond (B, d, h); allowed (B, d, d)."""
+        """stream (B, m, d, h) for the d nodes computed; keys (B, m, k, h) for the k nodes they may attend to;
+        cond (B, d, h); allowed (B, d, k)."""
         B, m, d, h = stream.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
         e = h // self.heads
         q = self.q(self.ln1(stream) * (1 + scale1) + shift1).view(B, m, d, self.heads, e).transpose(2, 3)
-        k, v = self.kv(keys).view(B, m, d, 2, self.heads, e).permute(3, 0, 1, 4, 2, 5)
+        k, v = self.kv(keys).view(B, m, keys.shape[2], 2, self.heads, e).permute(3, 0, 1, 4, 2, 5)
         a = dag_attention(q, k, v, allowed[:, None, None]).transpose(2, 3).reshape(B, m, d, h)
         stream = stream + gate1 * self.out(a)
         return stream + gate2 * self.mlp(self.ln2(stream) * (1 + scale2) + shift2)
@@ -170,12 +171,25 @@ class FixedPointDecoder(nn.Module):
             hidden = node_block(sample_block(hidden), allowed)
         return self.code_norm(hidden.amax(dim=2))
 
-    def forward(self, code: torch.Tensor, z: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """T(z): code (B, d, h), query rows z (B, m, d) -> (B, m, d); T(z)_i depends on z_parents(i) only."""
+    def forward(self, code: torch.Tensor, z: torch.Tensor, adj: torch.Tensor,
+                nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """T(z): code (B, d, h), query rows z (B, m, d) -> (B, m, d); T(z)_i depends on z_parents(i) only.
+
+        ``nodes`` (a 1-D index tensor): compute T(z)_nodes only, (B, m, len(nodes)), attending over the
+        embeddings of those nodes and their parents only. Each node's output is the same function of its
+        parents as in the full call; the fixed-point solver uses it to settle one topological generation per
+        pass at a fraction of the cost of a full pass."""
         allowed = parents_mask(adj)
         codebook, position, cond = self.to_codebook(code), self.to_position(code), self.to_condition(code)
+        stream_position = position
+        if nodes is not None:
+            attended = allowed[:, nodes].any(dim=1).any(dim=0)
+            attended[nodes] = True
+            cols = attended.nonzero().squeeze(-1)
+            allowed, cond, stream_position = allowed[:, nodes][:, :, cols], cond[:, nodes], position[:, nodes]
+            z, codebook, position = z[:, :, cols], codebook[:, cols], position[:, cols]
         keys = self.key_norm(z.unsqueeze(-1) * codebook[:, None] + position[:, None])
-        stream = position[:, None].expand_as(keys)
+        stream = stream_position[:, None].expand(keys.shape[0], keys.shape[1], -1, -1)
         for block in self.blocks:
             stream = block(stream, keys, cond, allowed)
         return self.readout(self.final_norm(stream)).squeeze(-1)

@@ -34,6 +34,13 @@ def longest_path_passes(graph: nx.DiGraph) -> int:
     return nx.dag_longest_path_length(graph) + 1 if graph.number_of_nodes() else 1
 
 
+def topological_generations(graph: nx.DiGraph, columns: list[str]) -> list[np.ndarray]:
+    """Column indices grouped by generation: generation g holds the nodes whose longest path from a root has
+    g edges, so all their parents lie in earlier generations. There are ``longest_path_passes(graph)``."""
+    position = {str(c): j for j, c in enumerate(columns)}
+    return [np.array(sorted(position[str(v)] for v in gen)) for gen in nx.topological_generations(graph)]
+
+
 class SCM(ABC):
     """Base class: a DAG over named columns plus mechanisms and a noise law (see module docstring)."""
 
@@ -44,7 +51,7 @@ class SCM(ABC):
         self.columns = [str(c) for c in columns]
         self.default_n = int(default_n)
         self.interventions: dict[str, Intervention] = {}
-        self._passes = longest_path_passes(self._graph)
+        self._generations = topological_generations(self._graph, self.columns)
 
     # ---- what a subclass provides -------------------------------------------------------------------
     @abstractmethod
@@ -54,6 +61,11 @@ class SCM(ABC):
     @abstractmethod
     def draw_noise_array(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n fresh noise rows, shape (n, d), in the user's units."""
+
+    def mechanism_nodes_array(self, x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """f(x) for the column indices ``nodes`` only, shape (rows, len(nodes)). Subclasses whose mechanisms
+        are cheaper per node override it; the fixed point calls it once per topological generation."""
+        return self.mechanism_array(x)[:, nodes]
 
     # ---- the interface ------------------------------------------------------------------------------
     @property
@@ -103,20 +115,20 @@ class SCM(ABC):
 
     # ---- the fixed point ----------------------------------------------------------------------------
     def solve(self, eps: np.ndarray) -> np.ndarray:
-        """Solve ``x = f(x) + eps`` with the interventions applied after every pass. On a DAG, longest
-        path + 1 passes reach the exact fixed point: each pass settles one more topological layer."""
+        """Solve ``x = f(x) + eps`` with the interventions applied. On a DAG, longest path + 1 passes reach
+        the exact fixed point, each pass settling one more topological generation; so each pass computes
+        that generation only (its parents are settled), then applies its shift and hard interventions."""
         eps = np.asarray(eps, dtype=np.float64)
         hard = {self.columns.index(k): v for k, v in self.interventions.items() if not callable(v)}
         shift = {self.columns.index(k): v for k, v in self.interventions.items() if callable(v)}
         x = eps.copy()
-        for j, v in hard.items():
-            x[:, j] = v
-        for _ in range(self._passes):
-            x = self.mechanism_array(x) + eps
-            for j, fn in shift.items():
-                x[:, j] = np.asarray(fn(x[:, j].copy()), dtype=np.float64).reshape(-1)
-            for j, v in hard.items():
-                x[:, j] = v
+        for nodes in self._generations:
+            x[:, nodes] = self.mechanism_nodes_array(x, nodes) + eps[:, nodes]
+            for j in nodes:
+                if j in shift:
+                    x[:, j] = np.asarray(shift[j](x[:, j].copy()), dtype=np.float64).reshape(-1)
+                elif j in hard:
+                    x[:, j] = hard[j]
         return x
 
     # ---- plumbing -----------------------------------------------------------------------------------
