@@ -106,7 +106,7 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
         for task in TASKS:
             if any(r["task"] == task for r in synth):
                 table = cell_table(synth, task, methods, field="value_scaled")
-                out += [f"### {task} (scaled)", "", *table, ""]
+                out += ["<details>", f"<summary>{task} (scaled)</summary>", "", *table, "", "</details>", ""]
         out += ["## wall time per dataset (s): fit + the four answers", "", *timing_table(synth, methods), ""]
     if sachs:
         out += ["## Sachs: squared MMD, generated vs held-out rows", "",
