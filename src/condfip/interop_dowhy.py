@@ -10,15 +10,13 @@ since ``f_i`` depends on the parents of i only. ``fit`` does nothing (the mechan
 fitted); fresh noise is drawn from the node's abducted context noise (DoWhy's global numpy RNG, so
 ``gcm.util.general.set_random_seed`` applies).
 
-DoWhy abducts ``x - f(parents)``, the decoder abduction: for an SCM inferred with
-``abduction="decoder"`` (the default), ``gcm.counterfactual_samples`` equals ``scm.counterfactual``.
+DoWhy abducts ``x - f(parents)``, the decoder abduction, which is also what ``scm.counterfactual`` uses
+(whatever the SCM's ``abduction``): ``gcm.counterfactual_samples`` equals ``scm.counterfactual``.
 
 DoWhy is an optional dependency (``pip install 'condfip[dowhy]'``), imported only here.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 
@@ -89,10 +87,6 @@ def to_dowhy(scm) -> gcm.InvertibleStructuralCausalModel:
         raise InputError(f"to_dowhy() exports the observational SCM but this one has interventions on "
                          f"{list(scm.interventions)}; fix: call it before .do() and pass the interventions "
                          f"to DoWhy's functions")
-    if scm.abduction != "decoder":
-        warnings.warn(f"this SCM abducts noise with the {scm.abduction}; DoWhy abducts x - f(parents) (the "
-                      f"decoder), so gcm.counterfactual_samples will differ from scm.counterfactual; infer "
-                      f"with abduction='decoder' for identical answers", UserWarning, stacklevel=3)
     graph = scm._graph.copy()
     model = gcm.InvertibleStructuralCausalModel(graph)
     for node in scm.columns:
