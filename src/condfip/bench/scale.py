@@ -5,8 +5,8 @@ temporary folder and runs ``python -m condfip.bench.scale DATA.npy EDGES.json [W
 The child imports condfip, loads the weights and the data, then times ``infer`` (contexts above the model's
 ``max_context`` are subsampled by ``infer``) and ``sample(1000)`` (1000 fresh rows in every cell, so the
 sampling cost depends on d only). Peak
-memory is the child's ``ru_maxrss`` (a high-water mark, so it includes Python, torch and the data: the
-child's baseline before ``infer`` is reported beside it).
+memory is the child's high-water mark (``VmHWM`` on Linux, so it includes Python, torch and the data but not the
+parent; the child's baseline before ``infer`` is reported beside it).
 """
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ SAMPLE_ROWS = 1000
 
 
 def _rss_mb() -> float:
+    """This process's peak resident set size in MiB. Linux: ``VmHWM`` of /proc/self/status, which starts
+    afresh at exec; ``ru_maxrss`` would carry over the high-water mark of the forking parent (the benchmark
+    process, several GB after the large cells). Elsewhere ``ru_maxrss`` is the best there is."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
