@@ -254,23 +254,18 @@ def weights_copy(tmp_path) -> Path:
     return folder
 
 
-def test_truncated_weights(root, weights_copy):
+@pytest.mark.parametrize("recorded_sha256, message", [(True, "corrupt"), (False, "truncated or corrupt")],
+                         ids=["with-sha256", "without-sha256"])
+def test_truncated_weights(root, weights_copy, recorded_sha256, message):
+    if not recorded_sha256:
+        card_path = weights_copy / "condfip.json"
+        card = json.loads(card_path.read_text())
+        card_path.write_text(json.dumps({k: v for k, v in card.items() if k != "sha256"}))
     path = weights_copy / "condfip.safetensors"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    assert "corrupt" in python_error(condfip.load_pretrained, weights_copy)
+    assert message in python_error(condfip.load_pretrained, weights_copy)
     line = cli_error(root, "noise", str(root / "data.csv"), "-g", str(root / "graph.csv"), weights=weights_copy)
-    assert "corrupt" in line and "condfip.safetensors" in line
-
-
-def test_truncated_weights_without_a_recorded_sha256(root, weights_copy):
-    card_path = weights_copy / "condfip.json"
-    card = json.loads(card_path.read_text())
-    card_path.write_text(json.dumps({k: v for k, v in card.items() if k != "sha256"}))
-    path = weights_copy / "condfip.safetensors"
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    assert "truncated or corrupt" in python_error(condfip.load_pretrained, weights_copy)
-    line = cli_error(root, "noise", str(root / "data.csv"), "-g", str(root / "graph.csv"), weights=weights_copy)
-    assert "truncated or corrupt" in line and "condfip.safetensors" in line
+    assert message in line and "condfip.safetensors" in line
 
 
 def test_corrupt_weights(root, weights_copy):

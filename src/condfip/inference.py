@@ -88,8 +88,7 @@ class InferredSCM(SCM):
         then use one set of mechanisms: a node the intervention does not reach gets its factual value back
         exactly, and T's errors partly cancel between the two steps (on the validation suite this beats
         encoder-head abduction for counterfactuals; README, docs/training-log.md)."""
-        x, index = self._as_array(data, "data")
-        return self.do(interventions).sample(noise=self._frame(x - self.mechanism_array(x), index))
+        return self.do(interventions).sample(noise=super().noise(data))
 
     @torch.no_grad()
     def encoder_mechanism_array(self, x: np.ndarray) -> np.ndarray:

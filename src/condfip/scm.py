@@ -29,14 +29,10 @@ Intervention = float | Callable[[np.ndarray], np.ndarray]
 Interventions = Mapping[str, Intervention]
 
 
-def longest_path_passes(graph: nx.DiGraph) -> int:
-    """Fixed-point passes that reach the exact solution on a DAG: longest path (in edges) + 1."""
-    return nx.dag_longest_path_length(graph) + 1 if graph.number_of_nodes() else 1
-
-
 def topological_generations(graph: nx.DiGraph, columns: list[str]) -> list[np.ndarray]:
     """Column indices grouped by generation: generation g holds the nodes whose longest path from a root has
-    g edges, so all their parents lie in earlier generations. There are ``longest_path_passes(graph)``."""
+    g edges, so all their parents lie in earlier generations. There are longest path + 1 of them: the passes a
+    full-update fixed point needs on a DAG."""
     position = {str(c): j for j, c in enumerate(columns)}
     return [np.array(sorted(position[str(v)] for v in gen)) for gen in nx.topological_generations(graph)]
 
