@@ -5,6 +5,8 @@
 Prints the validation noise RMSE per cell (encoder-head and decoder abduction) for both, measured in one run on
 the same SCMs (``condfip.train.VALIDATION_SEED``). ``--per-cell 9`` draws three times the SCMs the training
 loop evaluates on; the ship decision in docs/training-log.md uses it. Pause any background training first.
+Also prints the tables in docs/training-log.md's format: the comparison, and (``--history``, no evaluation) the
+checkpoint's own validation history.
 """
 
 from __future__ import annotations
@@ -17,24 +19,49 @@ import torch
 
 from condfip.model import CondFiP, ModelConfig
 from condfip.pretrained import build_network
-from condfip.train import validation_scores
+from condfip.train import VALIDATION_CELLS, validation_scores
+
+SHORT = {"paper-in": "in", "paper-out": "out", "linear": "LIN", "rff": "RFF"}
+
+
+def header() -> list[str]:
+    cells = ["/".join(SHORT.get(p, p) for p in (preset, mechanism)) + f"/d{d}" for preset, mechanism, d in VALIDATION_CELLS]
+    return ["| row | " + " | ".join(cells) + " | mean |", "|---|" + "---|" * (len(cells) + 1)]
+
+
+def row(label: str, scores: dict, kind: str) -> str:
+    values = [scores[f"{kind} {preset}/{mechanism}/d{d}"] for preset, mechanism, d in VALIDATION_CELLS]
+    return f"| {label} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {scores[kind + ' mean']:.3f} |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint")
     parser.add_argument("--per-cell", type=int, default=9)
+    parser.add_argument("--history", action="store_true", help="print the checkpoint's validation history only")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    shipped, _ = build_network(None)
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if args.history:
+        encoder_steps = state["config"]["encoder_steps"]
+        print("\n".join(header()))
+        for scores in state["history"]:
+            kind = "enc" if scores["step"] <= encoder_steps else "dec"
+            print(row(f"{scores['step']} {kind}", scores, kind))
+        return
+    shipped, _ = build_network(None)
     candidate = CondFiP(ModelConfig(**state["config"]["model"]))
     candidate.load_state_dict(state["ema"])
     candidate.eval()
+    table = {}
     for name, network in (("shipped", shipped), ("candidate", candidate)):
         start = time.time()
-        scores = validation_scores(network, args.per_cell, torch.device("cpu"))
-        print(name, f"({time.time() - start:.0f} s)", json.dumps({k: round(v, 4) for k, v in scores.items()}))
+        table[name] = validation_scores(network, args.per_cell, torch.device("cpu"))
+        print(name, f"({time.time() - start:.0f} s)", json.dumps({k: round(v, 4) for k, v in table[name].items()}))
+    print("\n".join(header()))
+    for kind, label in (("enc", "encoder"), ("dec", "decoder")):
+        for name, scores in table.items():
+            print(row(f"{label}, {name}", scores, kind))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""The figures the README's results narrative quotes, computed from a benchmark run's results.json.
+
+    python scripts/results_summary.py docs/results/full
+
+Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy ratio
+of cell means (median, min, max over the cells where both ran, as in the tables' last column); the Sachs MMD²
+means; the condfip / DoWhy wall-time ratio per dataset; and the scale rows at d = 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from condfip.bench.report import mean_se
+
+TARGET_CELL = "paper-in/{mechanism}/d20/n400"
+
+
+def cell_means(records: list[dict], task: str) -> dict[tuple[str, str], float]:
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in records:
+        if r.get("part") == "synthetic" and r.get("task") == task and r.get("status") == "ok":
+            groups[(r["cell"], r["method"])].append(r["value"])
+    return {key: mean_se(values)[0] for key, values in groups.items()}
+
+
+def ratio_summary(means: dict[tuple[str, str], float], mechanism: str) -> str:
+    ratios = [means[(cell, "condfip")] / means[(cell, "dowhy")] for cell, method in means
+              if method == "dowhy" and f"/{mechanism}/" in cell and (cell, "condfip") in means
+              and means[(cell, "dowhy")] > 0]
+    if not ratios:
+        return "no cells with both methods"
+    return f"median {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} cells)"
+
+
+def time_ratios(records: list[dict]) -> list[float]:
+    per_dataset: dict[tuple[str, str], list[float]] = defaultdict(list)
+    seen = set()
+    for r in records:
+        key = (r.get("cell"), r.get("method"), r.get("index"))
+        if r.get("part") == "synthetic" and r.get("dataset_seconds") is not None and key not in seen:
+            seen.add(key)
+            per_dataset[(r["cell"], r["method"])].append(r["dataset_seconds"])
+    return [float(np.mean(per_dataset[(cell, "condfip")]) / np.mean(v)) for (cell, method), v in per_dataset.items()
+            if method == "dowhy" and (cell, "condfip") in per_dataset]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args()
+    records = json.loads((args.run_dir / "results.json").read_text())
+    noise = cell_means(records, "noise")
+    for mechanism in ("linear", "rff"):
+        cell = TARGET_CELL.format(mechanism=mechanism)
+        shown = {m: round(v, 3) for (c, m), v in sorted(noise.items()) if c == cell}
+        print(f"noise {cell}: {shown}")
+    for task in ("noise", "sample", "intervention", "counterfactual"):
+        means = cell_means(records, task)
+        for mechanism in ("linear", "rff"):
+            print(f"{task:>14} {mechanism:>6} condfip/dowhy: {ratio_summary(means, mechanism)}")
+    sachs = defaultdict(list)
+    for r in records:
+        if r.get("part") == "sachs" and r.get("status") == "ok":
+            sachs[r["method"]].append(r["value"])
+    for method, values in sachs.items():
+        mean, se = mean_se(values)
+        print(f"sachs MMD² {method}: {mean:.4f} (se {se:.4f}, {len(values)} splits)")
+    ratios = time_ratios(records)
+    if ratios:
+        print(f"time per dataset condfip/dowhy: {min(ratios):.2f}-{max(ratios):.2f} "
+              f"(i.e. {1 / max(ratios):.1f}-{1 / min(ratios):.1f}x faster)")
+    for r in sorted((r for r in records if r.get("part") == "scale" and r.get("d") == 100),
+                    key=lambda r: r["n_context"]):
+        print(f"scale d=100 n={r['n_context']}: {r['seconds']:.1f} s, peak {r['peak_rss_mb'] / 1024:.1f} GiB, "
+              f"context used {r.get('context_used')}")
+
+
+if __name__ == "__main__":
+    main()
