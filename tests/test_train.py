@@ -19,8 +19,17 @@ import pytest
 import torch
 
 from condfip import InputError
-from condfip.model import ModelConfig
-from condfip.pretrained import CARD_FILE, WEIGHTS_FILE, build_network, export_weights, load_state, sha256
+from condfip.model import CondFiP, ModelConfig
+from condfip.pretrained import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    build_network,
+    export_weights,
+    grow_state,
+    load_state,
+    sha256,
+)
+from condfip.simulate import get_prior, simulate
 from condfip.simulate.prior import PRESETS, Prior
 from condfip.train import TrainConfig, Trainer, learning_rate, training_batch
 
@@ -456,3 +465,34 @@ def test_weights_of_another_model_config_are_refused(exported):
     other = ModelConfig(width=8, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1)
     with pytest.raises(InputError, match="model config"):
         load_state(folder, other)
+
+
+def test_a_deeper_network_warm_starts_from_shallower_weights_with_the_same_outputs(exported):
+    """Growing adds identity blocks: the deeper network computes exactly what the exported one does (encoder
+    head and decoder T), while its new blocks still get gradients, so training can use them."""
+    _, folder, _ = exported
+    network, _ = build_network(folder)
+    with torch.no_grad():  # non-trivial decoder gates, so an appended block's identity is not a side effect of zeros
+        for block in network.decoder.blocks:
+            block.modulation.weight.normal_(0, 0.2)
+            block.modulation.bias.normal_(0, 0.2)
+    deeper_cfg = ModelConfig(**{**TINY_MODEL.to_dict(), "encoder_layers": 2, "code_layers": 2, "decoder_layers": 2})
+    deeper = CondFiP(deeper_cfg)
+    deeper.load_state_dict(grow_state(network.state_dict(), TINY_MODEL, deeper_cfg))
+    deeper.eval()
+    ds = simulate(get_prior("paper-in"), nodes=6, samples=60, seed=5, mechanism="rff")
+    x, adj = ds.scm.batch.x.float(), ds.scm.batch.adj
+    with torch.no_grad():
+        torch.testing.assert_close(deeper.encoder(x, adj)[1], network.encoder(x, adj)[1], rtol=0, atol=1e-6)
+        torch.testing.assert_close(deeper(x[:, :40], x[:, 40:], adj), network(x[:, :40], x[:, 40:], adj),
+                                   rtol=0, atol=1e-6)
+    deeper.train()
+    deeper(x[:, :40], x[:, 40:], adj).pow(2).sum().backward()
+    for new in (deeper.encoder.node_blocks[1].out.weight, deeper.decoder.node_blocks[1].mlp.proj.weight,
+                deeper.decoder.blocks[1].modulation.weight):
+        assert new.grad is not None and new.grad.abs().sum() > 0
+    # the exported folder grows the same way through load_state, the warm start's entry point
+    _assert_states_equal(load_state(folder, deeper_cfg), grow_state(load_state(folder, TINY_MODEL), TINY_MODEL,
+                                                                     deeper_cfg), "grown state")
+    with pytest.raises(InputError, match="can only add blocks"):
+        grow_state(deeper.state_dict(), deeper_cfg, TINY_MODEL)

@@ -32,7 +32,8 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
 def train(
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, losses.jsonl (resumes if present)."),
     config: Optional[Path] = typer.Option(None, help="JSON file of TrainConfig fields (model fields under 'model')."),
-    init_from: Optional[str] = typer.Option(None, help="Warm start: a checkpoint.pt, a weights folder or 'pretrained'."),
+    init_from: Optional[str] = typer.Option(None, help="Warm start: a checkpoint.pt, a weights folder or 'pretrained'; "
+                                          "weights of a network with fewer blocks are grown into the config's."),
     encoder_steps: Optional[int] = typer.Option(None),
     decoder_steps: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),

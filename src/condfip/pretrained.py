@@ -59,16 +59,43 @@ def read_weights(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor
 
 
 def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """Model weights for a warm start: a training checkpoint (its EMA weights) or exported weights."""
+    """Model weights for a warm start: a training checkpoint (its EMA weights) or exported weights. Weights of
+    a shallower network with the same widths are grown into ``cfg`` (see ``grow_state``)."""
     source = Path(source) if str(source) != "pretrained" else WEIGHTS_DIR
     if source.suffix == ".pt":
         state = torch.load(source, map_location="cpu", weights_only=False)
-        tensors = state["ema"]
+        tensors, source_model = state["ema"], state["config"]["model"]
     else:
         tensors, card = read_weights(source)
-        if card["model"] != cfg.to_dict():
-            raise InputError(f"weights {source} have model config {card['model']}, training asks for {cfg.to_dict()}")
-    return tensors
+        source_model = card["model"]
+    if source_model == cfg.to_dict():
+        return tensors
+    return grow_state(tensors, ModelConfig(**source_model), cfg, source)
+
+
+GROWABLE = ("encoder_layers", "code_layers", "decoder_layers")
+
+
+def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: ModelConfig,
+               name: str | Path = "the weights") -> dict[str, torch.Tensor]:
+    """The weights of ``source`` in a network with more blocks (``target``; every other setting equal), computing
+    the same function: the existing blocks keep their weights and the appended ones start as the identity.
+    Encoder and code blocks are pre-LN residual blocks, so zeroing their attention and MLP output projections
+    removes them; decoder blocks are gated by their zero-initialised adaptive-LayerNorm modulation."""
+    same = {k: v for k, v in source.to_dict().items() if k not in GROWABLE}
+    if same != {k: v for k, v in target.to_dict().items() if k not in GROWABLE} or any(
+            getattr(target, k) < getattr(source, k) for k in GROWABLE):
+        raise InputError(f"{name} have model config {source.to_dict()}, training asks for {target.to_dict()}; a "
+                         f"warm start can only add blocks ({', '.join(GROWABLE)}), keeping every other setting")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        grown = CondFiP(target).state_dict()
+    for key, value in grown.items():
+        if key in tensors:
+            grown[key] = tensors[key].to(value.dtype)
+        elif "_blocks." in key and key.endswith(("out.weight", "out.bias", "mlp.proj.weight", "mlp.proj.bias")):
+            grown[key] = torch.zeros_like(value)
+    return grown
 
 
 def build_network(path: str | Path | None = None) -> tuple[CondFiP, dict]:
