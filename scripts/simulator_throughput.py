@@ -5,6 +5,9 @@ training step of the default model (``TrainConfig().model``) on a batch of the s
 markdown table with the generation time as a share of one step. Medians over ``--repeats`` runs after a warm-up.
 
     python scripts/simulator_throughput.py [--nodes 20] [--samples 400] [--batch 8] [--mechanism rff]
+                                           [--encoder-layers 3]
+
+``--encoder-layers`` times a deeper encoder (a grown warm start, ``condfip.pretrained.grow_state``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 
 import torch
 
-from condfip.model import CondFiP
+from condfip.model import CondFiP, ModelConfig
 from condfip.simulate import get_prior, simulate_batch, streams
 from condfip.train import TrainConfig, phase_loss
 
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--preset", default="paper-in")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--encoder-layers", type=int, default=ModelConfig().encoder_layers)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     prior = get_prior(args.preset)
@@ -51,7 +55,7 @@ def main() -> None:
 
     gen_s = median_seconds(generate, args.repeats)
 
-    cfg = TrainConfig()
+    cfg = TrainConfig(model=ModelConfig(encoder_layers=args.encoder_layers))
     torch.manual_seed(0)
     model = CondFiP(cfg.model).train()
     optimizer = torch.optim.AdamW(model.encoder.parameters(), lr=cfg.lr, betas=cfg.betas,
