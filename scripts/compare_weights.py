@@ -17,8 +17,7 @@ import time
 
 import torch
 
-from condfip.model import CondFiP, ModelConfig
-from condfip.pretrained import build_network
+from condfip.pretrained import build_network, checkpoint_network
 from condfip.train import VALIDATION_CELLS, validation_scores
 
 SHORT = {"paper-in": "in", "paper-out": "out", "linear": "LIN", "rff": "RFF"}
@@ -41,7 +40,7 @@ def main() -> None:
     parser.add_argument("--history", action="store_true", help="print the checkpoint's validation history only")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    candidate, state = checkpoint_network(args.checkpoint)
     if args.history:
         encoder_steps = state["config"]["encoder_steps"]
         print("\n".join(header()))
@@ -50,9 +49,6 @@ def main() -> None:
             print(row(f"{scores['step']} {kind}", scores, kind))
         return
     shipped, _ = build_network(None)
-    candidate = CondFiP(ModelConfig(**state["config"]["model"]))
-    candidate.load_state_dict(state["ema"])
-    candidate.eval()
     table = {}
     for name, network in (("shipped", shipped), ("candidate", candidate)):
         start = time.time()

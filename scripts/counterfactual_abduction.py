@@ -14,8 +14,7 @@ import torch
 import condfip
 from condfip.bench.suites import make_problem
 from condfip.bench.tasks import score
-
-DESIGN_SEED = 7_100_004  # not BENCH_SEED, not VALIDATION_SEED
+from condfip.train import DESIGN_SEED
 
 
 def main() -> None:

@@ -14,13 +14,11 @@ import argparse
 import numpy as np
 import torch
 
-import condfip
 from condfip.metrics import nodes_with_parents, rmse_per_sample
-from condfip.model import CondFiP
-from condfip.pretrained import load_state
+from condfip.pretrained import build_network, checkpoint_network
 from condfip.simulate import get_prior, simulate
+from condfip.train import DESIGN_SEED
 
-DESIGN_SEED = 7_100_004
 ROWS = (50, 100, 200, 400, 800)
 
 
@@ -30,12 +28,7 @@ def main() -> None:
     parser.add_argument("--per-cell", type=int, default=6)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    network = condfip.load_pretrained().network
-    if args.checkpoint:
-        config = network.config
-        network = CondFiP(config)
-        network.load_state_dict(load_state(args.checkpoint, config))
-    network.eval()
+    network = checkpoint_network(args.checkpoint)[0] if args.checkpoint else build_network(None)[0]
     print("| mechanism | " + " | ".join(f"{m} rows" for m in ROWS) + " |")
     print("|---|" + "---|" * len(ROWS))
     for mechanism in ("linear", "rff"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from condfip.bench.report import mean_se
+from condfip.bench.report import dataset_seconds, mean_se
 
 TARGET_CELL = "paper-in/{mechanism}/d20/n400"
 
@@ -40,12 +40,8 @@ def ratio_summary(means: dict[tuple[str, str], float], mechanism: str) -> str:
 
 def time_ratios(records: list[dict]) -> list[float]:
     per_dataset: dict[tuple[str, str], list[float]] = defaultdict(list)
-    seen = set()
-    for r in records:
-        key = (r.get("cell"), r.get("method"), r.get("index"))
-        if r.get("part") == "synthetic" and r.get("dataset_seconds") is not None and key not in seen:
-            seen.add(key)
-            per_dataset[(r["cell"], r["method"])].append(r["dataset_seconds"])
+    for (cell, method, _), seconds in dataset_seconds(records).items():
+        per_dataset[(cell, method)].append(seconds)
     return [float(np.mean(per_dataset[(cell, "condfip")]) / np.mean(v)) for (cell, method), v in per_dataset.items()
             if method == "dowhy" and (cell, "condfip") in per_dataset]
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from condfip.model import CondFiP, ModelConfig
-from condfip.pretrained import WEIGHTS_DIR, export_weights
+from condfip.pretrained import WEIGHTS_DIR, checkpoint_network, export_weights
 from condfip.train import validation_scores
 
 
@@ -27,9 +26,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--init-datasets", type=int, default=0, help="datasets seen by the warm-start source")
     args = parser.parse_args()
-    state = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    network = CondFiP(ModelConfig(**state["config"]["model"]))
-    network.load_state_dict(state["ema"])
+    network, state = checkpoint_network(args.run / "checkpoint.pt")
     validation = {"step": state["step"], **validation_scores(network, 3, torch.device("cpu"))}
     default = "encoder" if validation["enc mean"] < validation["dec mean"] else "decoder"
     card = {

@@ -111,6 +111,14 @@ def build_network(path: str | Path | None = None) -> tuple[CondFiP, dict]:
     return network.eval(), card
 
 
+def checkpoint_network(checkpoint: str | Path) -> tuple[CondFiP, dict]:
+    """A training checkpoint's EMA weights in a network of its own model config (eval mode), and the checkpoint."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    network = CondFiP(ModelConfig(**state["config"]["model"]))
+    network.load_state_dict(state["ema"])
+    return network.eval(), state
+
+
 def export_weights(checkpoint: str | Path, out_dir: str | Path, card: dict) -> Path:
     """Write the checkpoint's EMA weights (float32 safetensors) and a model card into out_dir, atomically."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)

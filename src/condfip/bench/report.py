@@ -68,14 +68,16 @@ def cell_table(records: list[dict], task: str, methods: list[str], field: str = 
     return lines
 
 
+def dataset_seconds(records: list[dict]) -> dict[tuple[str, str, int], float]:
+    """Wall seconds per (cell, method, dataset index): fit + the four answers (every task's record repeats it)."""
+    return {(r["cell"], r["method"], r["index"]): r["dataset_seconds"] for r in records
+            if r.get("part") == "synthetic" and r.get("dataset_seconds") is not None}
+
+
 def timing_table(records: list[dict], methods: list[str]) -> list[str]:
     """Mean wall seconds per dataset (fit + the four answers) per method and cell."""
-    per_dataset: dict[tuple[str, str, int], float] = {}
-    for r in records:
-        if r.get("part") == "synthetic" and r.get("dataset_seconds") is not None:
-            per_dataset[(r["cell"], r["method"], r["index"])] = r["dataset_seconds"]
     rows = [{"cell": c, "method": m, "task": "time", "value": s, "status": "ok"}
-            for (c, m, _), s in per_dataset.items()]
+            for (c, m, _), s in dataset_seconds(records).items()]
     return cell_table(rows, "time", methods, digits=2, ratio=True)
 
 
