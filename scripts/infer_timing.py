@@ -1,6 +1,6 @@
 """Time zero-shot inference: a d-node, n-row dataset to a usable SCM (load excluded), and 1000 new samples.
 
-Usage: python scripts/infer_timing.py [--nodes 20] [--rows 400] [--repeats 10]
+Usage: python scripts/infer_timing.py [--nodes 20] [--rows 400] [--repeats 10] [--weights FOLDER]
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--weights", default=None, help="a weights folder (default: the shipped weights)")
     args = parser.parse_args()
     ds = simulate(get_prior("paper-in"), nodes=args.nodes, samples=args.rows, seed=99, mechanism="rff")
-    model = condfip.load_pretrained()
+    model = condfip.load_pretrained(args.weights)
     infer, sample = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
