@@ -58,12 +58,17 @@ def read_weights(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor
     return tensors, card
 
 
+def read_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint's full state on the CPU (``condfip.train`` writes it): EMA, config, step, ..."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """Model weights for a warm start: a training checkpoint (its EMA weights) or exported weights. Weights of
     a shallower network with the same widths are grown into ``cfg`` (see ``grow_state``)."""
     source = Path(source) if str(source) != "pretrained" else WEIGHTS_DIR
     if source.suffix == ".pt":
-        state = torch.load(source, map_location="cpu", weights_only=False)
+        state = read_checkpoint(source)
         tensors, source_model = state["ema"], state["config"]["model"]
     else:
         tensors, card = read_weights(source)
@@ -113,7 +118,7 @@ def build_network(path: str | Path | None = None) -> tuple[CondFiP, dict]:
 
 def checkpoint_network(checkpoint: str | Path) -> tuple[CondFiP, dict]:
     """A training checkpoint's EMA weights in a network of its own model config (eval mode), and the checkpoint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     network = CondFiP(ModelConfig(**state["config"]["model"]))
     network.load_state_dict(state["ema"])
     return network.eval(), state
@@ -121,7 +126,7 @@ def checkpoint_network(checkpoint: str | Path) -> tuple[CondFiP, dict]:
 
 def export_weights(checkpoint: str | Path, out_dir: str | Path, card: dict) -> Path:
     """Write the checkpoint's EMA weights (float32 safetensors) and a model card into out_dir, atomically."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.float().contiguous() for k, v in state["ema"].items()}
