@@ -51,10 +51,23 @@ from condfip.errors import InputError
 from condfip.scm import SCM
 
 
-def _parent_lists(graph: nx.DiGraph, columns: list[str]) -> list[list[int]]:
+def parent_lists(graph: nx.DiGraph, columns: list[str]) -> list[list[int]]:
     """For each column (by position), the positions of its parents in sorted-name order (DoWhy's order)."""
     pos = {c: k for k, c in enumerate(columns)}
     return [[pos[str(p)] for p in sorted(map(str, graph.predecessors(c)))] for c in columns]
+
+
+def fit_on_parents(x: np.ndarray, targets: np.ndarray, parents: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares with intercept of each ``targets[:, i]`` on ``x[:, parents[i]]``: ``(coef, intercept)``
+    with ``coef[j, i]`` the weight of parent j for column i (zero off the parents), so the fit is
+    ``intercept + x @ coef``."""
+    n, d = targets.shape
+    coef, intercept = np.zeros((x.shape[1], d)), np.zeros(d)
+    for i, cols in enumerate(parents):
+        beta, *_ = np.linalg.lstsq(np.column_stack([np.ones(n), x[:, cols]]), targets[:, i], rcond=None)
+        intercept[i] = beta[0]
+        coef[cols, i] = beta[1:]
+    return coef, intercept
 
 
 def _as_frame(data, what: str = "data") -> pd.DataFrame:
@@ -82,15 +95,9 @@ class OLSParentsSCM(SCM):
         frame = _as_frame(data)
         columns = [str(c) for c in frame.columns]
         x = frame.to_numpy(dtype=np.float64)
-        n, d = x.shape
-        coef, intercept = np.zeros((d, d)), np.zeros(d)
-        for i, parents in enumerate(_parent_lists(nx.relabel_nodes(graph, str), columns)):
-            design = np.column_stack([np.ones(n), x[:, parents]])
-            beta, *_ = np.linalg.lstsq(design, x[:, i], rcond=None)
-            intercept[i] = beta[0]
-            coef[parents, i] = beta[1:]
+        coef, intercept = fit_on_parents(x, x, parent_lists(nx.relabel_nodes(graph, str), columns))
         residuals = x - (intercept + x @ coef)
-        return cls(graph, columns, coef, intercept, residuals, default_n=n)
+        return cls(graph, columns, coef, intercept, residuals, default_n=len(x))
 
     def mechanism_array(self, x: np.ndarray) -> np.ndarray:
         return self.intercept + np.asarray(x, dtype=np.float64) @ self.coef
@@ -155,7 +162,7 @@ class DoWhySCM(SCM):
 
         super().__init__(model.graph, columns, default_n=default_n)
         self.model = model
-        self.parents = _parent_lists(self._graph, self.columns)
+        self.parents = parent_lists(self._graph, self.columns)
         self.order = [self.columns.index(c) for c in nx.topological_sort(self._graph)]
         self.mechanisms = [model.causal_mechanism(c) for c in self.columns]
         for c, parents, mech in zip(self.columns, self.parents, self.mechanisms):

@@ -26,6 +26,15 @@ NOISE_MODELS = ("empirical", "gaussian")
 ROW_CHUNK = 4096  # query rows per decoder call
 
 
+def draw_from_pool(noise: np.ndarray, n: int, rng: np.random.Generator, noise_model: str) -> np.ndarray:
+    """``n`` fresh noise rows from a pool of abducted noise rows: per node, its marginal resampled by the
+    inverse CDF (``"empirical"``) or a Gaussian with its mean and standard deviation (``"gaussian"``)."""
+    if noise_model == "gaussian":
+        return noise.mean(axis=0) + noise.std(axis=0, ddof=1) * rng.standard_normal((n, noise.shape[1]))
+    u = rng.random((n, noise.shape[1]))
+    return np.stack([np.quantile(noise[:, j], u[:, j]) for j in range(noise.shape[1])], axis=1)
+
+
 class InferredSCM(SCM):
     """An SCM inferred zero-shot from a context dataset. All methods take and return the user's units.
 
@@ -112,11 +121,7 @@ class InferredSCM(SCM):
         return self._context_noise
 
     def draw_noise_array(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        noise = self.context_noise()
-        if self.noise_model == "gaussian":
-            return noise.mean(axis=0) + noise.std(axis=0, ddof=1) * rng.standard_normal((n, noise.shape[1]))
-        u = rng.random((n, noise.shape[1]))
-        return np.stack([np.quantile(noise[:, j], u[:, j]) for j in range(noise.shape[1])], axis=1)
+        return draw_from_pool(self.context_noise(), n, rng, self.noise_model)
 
     # ---- beyond the SCM interface (thin: the code lives in effects, report, saved, interop_dowhy) ----
     def effect(self, target: str, interventions, reference=None, *, n: int = 1000, bootstrap: int = 50,
@@ -178,6 +183,13 @@ class ZeroShotModel:
         abduction = abduction or self.card.get("default_abduction", "decoder")
         return InferredSCM(self.network, self.card, context, dag, abduction=abduction, noise_model=noise_model,
                            default_n=len(frame))
+
+    def infer_refined(self, data, graph, **kwargs):
+        """``infer``, then least-squares corrections on the parents fitted on the context: the hybrid
+        ``condfip+ols`` (``condfip.refined.LeastSquaresRefinedSCM``). Same arguments as ``infer``."""
+        from condfip.refined import LeastSquaresRefinedSCM
+
+        return LeastSquaresRefinedSCM(self.infer(data, graph, **kwargs))
 
 
 def load_pretrained(path: str | Path | None = None) -> ZeroShotModel:

@@ -4,6 +4,8 @@ then asked everything through the one SCM interface.
 - ``condfip``: the shipped weights (``condfip.load_pretrained()``), zero-shot ``infer``, default abduction.
 - ``condfip-decoder`` / ``condfip-encoder``: the same network forced to abduct noise with the decoder
   (``x - T(x)``) or the encoder head; ``condfip`` uses the model card's default (the better on validation).
+- ``condfip+ols``: the hybrid ``model.infer_refined``: ``condfip`` plus per-node least-squares corrections on
+  the parents fitted on the context (``condfip.refined``); not zero-shot, so reported apart.
 - ``dowhy``: DoWhy-gcm, auto-assigned mechanisms + fit (``condfip.baselines.DoWhySCM``), in a worker process
   with a per-fit time limit when ``timeout`` is set.
 - ``ols-parents``: least squares with intercept on the true parents (``condfip.baselines.OLSParentsSCM``).
@@ -22,7 +24,7 @@ import pandas as pd
 from condfip.baselines import DoWhySCM, DoWhyWorker, OLSParentsSCM, ZeroNoiseSCM
 from condfip.scm import SCM
 
-METHODS = ("condfip", "condfip-decoder", "dowhy", "ols-parents", "oracle", "zero-noise")
+METHODS = ("condfip", "condfip-decoder", "condfip+ols", "dowhy", "ols-parents", "oracle", "zero-noise")
 OPTIONAL_METHODS = ("condfip-encoder",)
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 
@@ -72,6 +74,8 @@ class Methods:
             scm = self.model.infer(context, graph, abduction="encoder")
         elif name == "condfip-decoder":
             scm = self.model.infer(context, graph, abduction="decoder")
+        elif name == "condfip+ols":
+            scm = self.model.infer_refined(context, graph)
         elif name == "dowhy":
             if self.dowhy_timeout is None:
                 scm = DoWhySCM.fit(context, graph, quality=self.dowhy_quality, seed=seed)

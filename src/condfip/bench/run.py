@@ -40,7 +40,7 @@ from condfip.bench.suites import (
 from condfip.bench.tasks import TASKS, run_tasks
 
 PARTS = ("synthetic", "sachs", "scale")
-SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "dowhy", "ols-parents", "zero-noise", "oracle")
+SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy", "ols-parents", "zero-noise", "oracle")
 
 
 @dataclass
