@@ -2,8 +2,8 @@
 
     python scripts/results_summary.py docs/results/full
 
-Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy ratio
-of cell means (median, min, max over the cells where both ran, as in the tables' last column); the Sachs MMD²
+Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy,
+condfip+ols / DoWhy and condfip+ols / condfip ratios of cell means (median, min, max over the cells where both ran, as in the tables' last column); the Sachs MMD²
 means; the condfip / DoWhy wall-time ratio per dataset; and the scale rows at d = 100.
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 from condfip.bench.report import dataset_seconds, mean_se
 
 TARGET_CELL = "paper-in/{mechanism}/d20/n400"
+RATIOS = (("condfip", "dowhy"), ("condfip+ols", "dowhy"), ("condfip+ols", "condfip"))
 
 
 def cell_means(records: list[dict], task: str) -> dict[tuple[str, str], float]:
@@ -29,10 +30,11 @@ def cell_means(records: list[dict], task: str) -> dict[tuple[str, str], float]:
     return {key: mean_se(values)[0] for key, values in groups.items()}
 
 
-def ratio_summary(means: dict[tuple[str, str], float], mechanism: str) -> str:
-    ratios = [means[(cell, "condfip")] / means[(cell, "dowhy")] for cell, method in means
-              if method == "dowhy" and f"/{mechanism}/" in cell and (cell, "condfip") in means
-              and means[(cell, "dowhy")] > 0]
+def ratio_summary(means: dict[tuple[str, str], float], mechanism: str, top: str = "condfip",
+                  bottom: str = "dowhy") -> str:
+    ratios = [means[(cell, top)] / means[(cell, bottom)] for cell, method in means
+              if method == bottom and f"/{mechanism}/" in cell and (cell, top) in means
+              and means[(cell, bottom)] > 0]
     if not ratios:
         return "no cells with both methods"
     return f"median {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} cells)"
@@ -59,7 +61,8 @@ def main() -> None:
     for task in ("noise", "sample", "intervention", "counterfactual"):
         means = cell_means(records, task)
         for mechanism in ("linear", "rff"):
-            print(f"{task:>14} {mechanism:>6} condfip/dowhy: {ratio_summary(means, mechanism)}")
+            for top, bottom in RATIOS:
+                print(f"{task:>14} {mechanism:>6} {top}/{bottom}: {ratio_summary(means, mechanism, top, bottom)}")
     sachs = defaultdict(list)
     for r in records:
         if r.get("part") == "sachs" and r.get("status") == "ok":
