@@ -95,6 +95,19 @@ def test_noise_and_counterfactual_one_row_per_data_row(files):
     np.testing.assert_allclose(cf.to_numpy(), expected.to_numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("command", ["sample", "noise", "counterfactual"])
+def test_refined_flag_answers_with_the_hybrid(files, command):
+    args = [command, str(files["data"]), "--graph", str(files["graph"])] + (["--do", "a=1.25"] if command ==
+                                                                          "counterfactual" else [])
+    plain, refined = table(cli(files, *args)), table(cli(files, *args, "--refined"))
+    scm = condfip.load_pretrained(files["weights"]).infer_refined(files["data"], files["graph"])
+    data = pd.read_csv(files["data"])
+    expected = {"sample": lambda: scm.sample(ROWS, seed=0), "noise": lambda: scm.noise(data),
+                "counterfactual": lambda: scm.counterfactual(data, {"a": 1.25})}[command]()
+    np.testing.assert_allclose(refined.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert not np.allclose(refined.to_numpy(), plain.to_numpy())
+
+
 def test_effect_prints_one_csv_row_with_interval(files):
     out = table(cli(files, "effect", str(files["data"]), "--graph", str(files["graph"]), "--target", "p44/42",
                     "--do", "a=1", "--versus", "a=-1", "-n", "100", "--bootstrap", "4"))

@@ -113,8 +113,8 @@ def _read(data: str) -> pd.DataFrame:
         return read_data(data)
 
 
-def _infer(frame: pd.DataFrame, graph: str, weights: Path | None):
-    """Read GRAPH, check the memory estimate, infer the SCM of ``frame``."""
+def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, refined: bool = False):
+    """Read GRAPH, check the memory estimate, infer the SCM of ``frame`` (with ``refined``: the hybrid)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
     from condfip.report import check_memory
@@ -122,7 +122,7 @@ def _infer(frame: pd.DataFrame, graph: str, weights: Path | None):
     frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns)))
     model = load_pretrained(weights)
     check_memory(len(frame), frame.shape[1], model.network.config)
-    return model.infer(frame, dag)
+    return model.infer_refined(frame, dag) if refined else model.infer(frame, dag)
 
 
 def write_table(frame: pd.DataFrame, out: Path | None, index: bool = False) -> None:
@@ -170,6 +170,8 @@ Do = Annotated[list[str] | None, typer.Option("--do", help="Hard intervention NO
 Shift = Annotated[list[str] | None, typer.Option("--shift", help="Shift intervention NODE=DELTA: x_node -> "
                                                  "x_node + DELTA (repeatable).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Refined = Annotated[bool, typer.Option("--refined", help="The hybrid condfip+ols: add least-squares corrections "
+                                       "on the parents, fitted on DATA (not zero-shot; README).")]
 
 
 def sample(
@@ -182,6 +184,7 @@ def sample(
     seed: Seed = 0,
     out: Out = None,
     weights: Weights = None,
+    refined: Refined = False,
 ):
     """Draw observational or interventional samples of the SCM inferred from DATA and GRAPH.
 
@@ -191,31 +194,31 @@ def sample(
     interventions = interventions_from(do, shift, list(frame.columns))
     if n is not None and n < 1:
         raise InputError(f"-n must be a positive number of rows, got {n}; fix: pass e.g. -n 1000")
-    scm = _infer(frame, graph, weights)
+    scm = _infer(frame, graph, weights, refined)
     if interventions:
         scm = scm.do(interventions)
     write_table(scm.sample(n, seed=seed), out)
 
 
-def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None):
+def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, refined: Refined = False):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
     Example: condfip noise data.csv --graph graph.csv -o noise.csv
     """
     frame = _read(data)
-    scm = _infer(frame, graph, weights)
+    scm = _infer(frame, graph, weights, refined)
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
 
 
 def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: Out = None,
-                   weights: Weights = None):
+                   weights: Weights = None, refined: Refined = False):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
     Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
     """
     frame = _read(data)
     interventions = interventions_from(do, shift, list(frame.columns), required=True)
-    scm = _infer(frame, graph, weights)
+    scm = _infer(frame, graph, weights, refined)
     write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
 
 
