@@ -5,9 +5,10 @@ training step of the default model (``TrainConfig().model``) on a batch of the s
 markdown table with the generation time as a share of one step. Medians over ``--repeats`` runs after a warm-up.
 
     python scripts/simulator_throughput.py [--nodes 20] [--samples 400] [--batch 8] [--mechanism rff]
-                                           [--encoder-layers 3]
+                                           [--encoder-layers 3] [--cpu-bf16]
 
-``--encoder-layers`` times a deeper encoder (a grown warm start, ``condfip.pretrained.grow_state``).
+``--encoder-layers`` times a deeper encoder (a grown warm start, ``condfip.pretrained.grow_state``);
+``--cpu-bf16`` the step under bf16 autocast (``TrainConfig.cpu_bf16``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--encoder-layers", type=int, default=ModelConfig().encoder_layers)
+    parser.add_argument("--cpu-bf16", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     prior = get_prior(args.preset)
@@ -66,7 +68,8 @@ def main() -> None:
 
     def forward_backward(_: int):
         optimizer.zero_grad(set_to_none=True)
-        loss = phase_loss(model, batch, encoder_phase=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.cpu_bf16):
+            loss = phase_loss(model, batch, encoder_phase=True)
         loss.backward()
         return loss
 
@@ -79,7 +82,7 @@ def main() -> None:
     step_s = median_seconds(full_step, args.repeats)
 
     print(f"shape: B={B} datasets, d={d}, n={n}, {args.mechanism}, {args.preset} prior, float64 generation; "
-          f"model {cfg.model}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+          f"model {cfg.model}, bf16 autocast {args.cpu_bf16}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
           f"median of {args.repeats}\n")
     print("| quantity | value |")
     print("|---|---|")

