@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from condfip.errors import InputError
 from condfip.refined import LeastSquaresRefinedSCM
 from test_inference import chain_data, random_model
 
@@ -63,3 +64,9 @@ def test_sample_of_abducted_noise_returns_the_data_and_interventions_hold():
     drawn = scm.do({"b": 3.0}).sample(50, seed=0)
     assert np.all(drawn["b"] == 3.0)
     np.testing.assert_array_equal(drawn.to_numpy(), scm.do({"b": 3.0}).sample(50, seed=0).to_numpy())
+
+
+def test_refining_an_intervened_scm_is_refused():
+    data, graph = chain_data()
+    with pytest.raises(InputError, match="then call .do"):
+        LeastSquaresRefinedSCM(random_model().infer(data, graph).do({"b": 1.0}))

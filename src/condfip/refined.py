@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from condfip.baselines import fit_on_parents, parent_lists
+from condfip.errors import InputError
 from condfip.inference import InferredSCM, draw_from_pool
 from condfip.scm import SCM
 
@@ -28,6 +29,8 @@ class LeastSquaresRefinedSCM(SCM):
     Answers the SCM interface (noise, mechanism, sample, do, counterfactual) in the user's units."""
 
     def __init__(self, base: InferredSCM):
+        if base.interventions:
+            raise InputError("refine the observational SCM (model.infer_refined(data, graph)), then call .do(...)")
         super().__init__(base.graph, base.columns, default_n=base.default_n)
         self.base = base
         x = base.context.to_numpy(dtype=np.float64)
