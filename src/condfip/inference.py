@@ -71,10 +71,7 @@ class InferredSCM(SCM):
     def mechanism_array(self, x: np.ndarray) -> np.ndarray:
         """T(x) generation by generation: the same calls the fixed point makes, so that
         ``sample(noise=noise(x))`` returns x to float64 rounding."""
-        out = np.empty_like(x, dtype=np.float64)
-        for nodes in self._generations:
-            out[:, nodes] = self.mechanism_nodes_array(x, nodes)
-        return out
+        return self.mechanism_by_generation(x)
 
     @torch.no_grad()
     def mechanism_nodes_array(self, x: np.ndarray, nodes: np.ndarray) -> np.ndarray:

@@ -44,10 +44,7 @@ class LeastSquaresRefinedSCM(SCM):
 
     def mechanism_array(self, x: np.ndarray) -> np.ndarray:
         """The corrected T, generation by generation (the calls ``solve`` makes: exact round trips)."""
-        out = np.empty_like(x, dtype=np.float64)
-        for nodes in self._generations:
-            out[:, nodes] = self.mechanism_nodes_array(x, nodes)
-        return out
+        return self.mechanism_by_generation(x)
 
     def mechanism_nodes_array(self, x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         return self.base.mechanism_nodes_array(x, nodes) + self.intercept[nodes] + x @ self.coef[:, nodes]

@@ -63,6 +63,15 @@ class SCM(ABC):
         are cheaper per node override it; the fixed point calls it once per topological generation."""
         return self.mechanism_array(x)[:, nodes]
 
+    def mechanism_by_generation(self, x: np.ndarray) -> np.ndarray:
+        """f(x) assembled from ``mechanism_nodes_array`` one topological generation at a time: the same calls
+        ``solve`` makes, so a subclass whose ``mechanism_array`` returns this gets exact round trips
+        ``sample(noise=noise(x)) == x``."""
+        out = np.empty_like(x, dtype=np.float64)
+        for nodes in self._generations:
+            out[:, nodes] = self.mechanism_nodes_array(x, nodes)
+        return out
+
     # ---- the interface ------------------------------------------------------------------------------
     @property
     def graph(self) -> nx.DiGraph:
