@@ -14,13 +14,19 @@ from test_inference import chain_data, random_model
 @pytest.mark.parametrize("abduction", ["decoder", "encoder"])
 def test_context_residuals_are_orthogonal_to_intercept_and_parents(abduction):
     """The least-squares normal equations: on the context, each node's refined residual sums to zero and is
-    orthogonal to each of its parents (the base network alone is far from that)."""
+    orthogonal to each of its parents (the base network alone is far from that). The decoder's correction is
+    fitted on T(context); the encoder head's on the head's answer from infer's own pass over the context."""
     data, graph = chain_data()
     base = random_model().infer(data, graph, abduction=abduction)
     scm = random_model().infer_refined(data, graph, abduction=abduction)
     assert isinstance(scm, LeastSquaresRefinedSCM)
     x = data.to_numpy()
-    for noise in (scm.noise(data).to_numpy(), scm.context_noise):
+    residuals = [scm.context_noise]
+    if abduction == "decoder":
+        residuals.append(scm.noise(data).to_numpy())
+    else:
+        residuals.append(x - (scm.base.context_encoder_mechanism + scm.encoder_intercept + x @ scm.encoder_coef))
+    for noise in residuals:
         for i, node in enumerate(scm.columns):
             design = np.column_stack([np.ones(len(x))] + [x[:, scm.columns.index(p)] for p in graph.predecessors(node)])
             np.testing.assert_allclose(design.T @ noise[:, i], 0, atol=1e-6 * len(x) * np.abs(x).max())
@@ -35,6 +41,17 @@ def test_corrections_use_parents_only():
     assert np.all(scm.coef[~adj] == 0)
     assert np.all(scm.coef[adj] != 0)
     assert scm.encoder_coef is None  # the base abducts with the decoder: no encoder-head fit
+
+
+def test_encoder_head_context_answer_comes_from_the_infer_pass():
+    """``context_encoder_mechanism`` is the head's f(x) for the context rows from the encoder run on the context
+    alone (the pass that makes the dataset code), in the user's units."""
+    data, graph = chain_data()
+    model = random_model()
+    scm = model.infer(data, graph, abduction="encoder")
+    _, f_hat = model.network.encoder(scm._standardised(data.to_numpy()), scm.adj)
+    np.testing.assert_allclose(scm.context_encoder_mechanism, scm.mean + scm.std * f_hat[0].detach().double().numpy(),
+                               rtol=1e-6, atol=1e-6)
 
 
 def test_refined_mechanism_is_least_squares_plus_what_the_network_adds_beyond_a_line():
@@ -70,3 +87,12 @@ def test_refining_an_intervened_scm_is_refused():
     data, graph = chain_data()
     with pytest.raises(InputError, match="then call .do"):
         LeastSquaresRefinedSCM(random_model().infer(data, graph).do({"b": 1.0}))
+
+
+def test_encoder_head_on_the_context_alone_equals_the_head_on_the_context_appended_to_itself():
+    """Duplicating every context row leaves the attention averages over samples unchanged, so the hybrid may fit
+    its encoder-head correction on infer's own pass (no second pass over 2n rows)."""
+    data, graph = chain_data()
+    scm = random_model().infer(data, graph, abduction="encoder")
+    np.testing.assert_allclose(scm.context_encoder_mechanism, scm.encoder_mechanism_array(data.to_numpy()),
+                               rtol=1e-5, atol=1e-5)

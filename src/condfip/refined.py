@@ -10,7 +10,11 @@ squares on an intercept and x's parents of i, and that fit is added to ``f_i``:
 What the network got right (the nonlinear shape) stays; a linear error (a slope or offset it misjudged, its weak
 spot on linear SCMs) is removed. Roots only get an offset. Two mechanisms are corrected, each with its own fit:
 the decoder's T (generation, interventions, counterfactuals, the pool fresh noise is drawn from) and, when the
-base SCM abducts noise with the encoder head, that head (``noise``).
+base SCM abducts noise with the encoder head, that head (``noise``). The head's fit reads its answer for the
+context rows from ``infer``'s own encoder pass (``context_encoder_mechanism``): no second encoder run over the
+context, whose cost grows with n^2. That pass gives the same answer as ``encoder_mechanism_array(context)``,
+which appends the context to itself: duplicating every row leaves each attention average over samples unchanged
+(they agree to float32 rounding; tests/test_refined.py).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class LeastSquaresRefinedSCM(SCM):
         self.coef, self.intercept = fit_on_parents(x, x - base.mechanism_array(x), parents)
         self.encoder_coef = self.encoder_intercept = None
         if base.abduction == "encoder":
-            self.encoder_coef, self.encoder_intercept = fit_on_parents(x, x - base.encoder_mechanism_array(x),
+            self.encoder_coef, self.encoder_intercept = fit_on_parents(x, x - base.context_encoder_mechanism,
                                                                        parents)
         self.context_noise = x - self.mechanism_array(x)
 
