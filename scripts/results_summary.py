@@ -4,7 +4,7 @@
 
 Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy,
 condfip+ols / DoWhy and condfip+ols / condfip ratios of cell means (median, min, max over the cells where both ran, as in the tables' last column); the Sachs MMD²
-means; the condfip / DoWhy wall-time ratio per dataset; and the scale rows at d = 100.
+means; the same pairs' wall-time ratios per dataset (and the cells where the first is slower); and the scale rows at d = 100.
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ def ratio_summary(means: dict[tuple[str, str], float], mechanism: str, top: str 
     return f"median {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} cells)"
 
 
-def time_ratios(records: list[dict]) -> list[float]:
+def time_ratios(records: list[dict], top: str = "condfip", bottom: str = "dowhy") -> dict[str, float]:
+    """Per cell where both ran: top's mean wall time per dataset over bottom's."""
     per_dataset: dict[tuple[str, str], list[float]] = defaultdict(list)
     for (cell, method, _), seconds in dataset_seconds(records).items():
         per_dataset[(cell, method)].append(seconds)
-    return [float(np.mean(per_dataset[(cell, "condfip")]) / np.mean(v)) for (cell, method), v in per_dataset.items()
-            if method == "dowhy" and (cell, "condfip") in per_dataset]
+    return {cell: float(np.mean(per_dataset[(cell, top)]) / np.mean(v)) for (cell, method), v in per_dataset.items()
+            if method == bottom and (cell, top) in per_dataset}
 
 
 def main() -> None:
@@ -70,10 +71,12 @@ def main() -> None:
     for method, values in sachs.items():
         mean, se = mean_se(values)
         print(f"sachs MMD² {method}: {mean:.4f} (se {se:.4f}, {len(values)} splits)")
-    ratios = time_ratios(records)
-    if ratios:
-        print(f"time per dataset condfip/dowhy: {min(ratios):.2f}-{max(ratios):.2f} "
-              f"(i.e. {1 / max(ratios):.1f}-{1 / min(ratios):.1f}x faster)")
+    for top, bottom in RATIOS:
+        ratios = time_ratios(records, top, bottom)
+        if ratios:
+            slower = sorted(cell for cell, ratio in ratios.items() if ratio > 1)
+            print(f"time per dataset {top}/{bottom}: {min(ratios.values()):.2f}-{max(ratios.values()):.2f} "
+                  f"over {len(ratios)} cells; above 1 in {len(slower)}" + (f": {', '.join(slower)}" if 0 < len(slower) <= 8 else ""))
     for r in sorted((r for r in records if r.get("part") == "scale" and r.get("d") == 100),
                     key=lambda r: r["n_context"]):
         print(f"scale d=100 n={r['n_context']}: {r['seconds']:.1f} s, peak {r['peak_rss_mb'] / 1024:.1f} GiB, "
