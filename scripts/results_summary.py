@@ -3,8 +3,9 @@
     python scripts/results_summary.py docs/results/full
 
 Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy,
-condfip+ols / DoWhy and condfip+ols / condfip ratios of cell means (median, min, max over the cells where both ran, as in the tables' last column); the Sachs MMD²
-means; the same pairs' wall-time ratios per dataset (and the cells where the first is slower); and the scale rows at d = 100.
+condfip+ols / DoWhy and condfip+ols / condfip ratios of cell means (median, min, max over the cells where both
+ran, as in the tables' last column); the Sachs MMD² means; the same pairs' wall-time ratios per dataset (and
+the cells where the first is slower); and the scale rows at d = 100.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ def main() -> None:
         ratios = time_ratios(records, top, bottom)
         if ratios:
             slower = sorted(cell for cell, ratio in ratios.items() if ratio > 1)
+            named = f": {', '.join(slower)}" if 0 < len(slower) <= 8 else ""
             print(f"time per dataset {top}/{bottom}: {min(ratios.values()):.2f}-{max(ratios.values()):.2f} "
-                  f"over {len(ratios)} cells; above 1 in {len(slower)}" + (f": {', '.join(slower)}" if 0 < len(slower) <= 8 else ""))
+                  f"over {len(ratios)} cells; above 1 in {len(slower)}{named}")
     for r in sorted((r for r in records if r.get("part") == "scale" and r.get("d") == 100),
                     key=lambda r: r["n_context"]):
         print(f"scale d=100 n={r['n_context']}: {r['seconds']:.1f} s, peak {r['peak_rss_mb'] / 1024:.1f} GiB, "
