@@ -4,8 +4,8 @@
 
 Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy,
 condfip+ols / DoWhy and condfip+ols / condfip ratios of cell means (median, min, max over the cells where both
-ran, as in the tables' last column); the Sachs MMD² means; the same pairs' wall-time ratios per dataset (and
-the cells where the first is slower); and the scale rows at d = 100.
+ran, as in the tables' last column); the Sachs MMD² means; wall time per dataset (range of cell means) and the
+same pairs' ratios of it (and the cells where the first is slower); and the scale rows at d = 100.
 """
 
 from __future__ import annotations
@@ -41,11 +41,16 @@ def ratio_summary(means: dict[tuple[str, str], float], mechanism: str, top: str 
     return f"median {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} cells)"
 
 
-def time_ratios(records: list[dict], top: str = "condfip", bottom: str = "dowhy") -> dict[str, float]:
-    """Per cell where both ran: top's mean wall time per dataset over bottom's."""
+def seconds_per_dataset(records: list[dict]) -> dict[tuple[str, str], list[float]]:
+    """(cell, method) -> wall time of each dataset (fit + the four answers)."""
     per_dataset: dict[tuple[str, str], list[float]] = defaultdict(list)
     for (cell, method, _), seconds in dataset_seconds(records).items():
         per_dataset[(cell, method)].append(seconds)
+    return per_dataset
+
+
+def time_ratios(per_dataset: dict[tuple[str, str], list[float]], top: str, bottom: str) -> dict[str, float]:
+    """Per cell where both ran: top's mean wall time per dataset over bottom's."""
     return {cell: float(np.mean(per_dataset[(cell, top)]) / np.mean(v)) for (cell, method), v in per_dataset.items()
             if method == bottom and (cell, top) in per_dataset}
 
@@ -72,8 +77,13 @@ def main() -> None:
     for method, values in sachs.items():
         mean, se = mean_se(values)
         print(f"sachs MMD² {method}: {mean:.4f} (se {se:.4f}, {len(values)} splits)")
+    seconds = seconds_per_dataset(records)
+    for name in ("condfip", "condfip+ols", "dowhy"):
+        cell_means_s = [float(np.mean(v)) for (_, method), v in seconds.items() if method == name]
+        if cell_means_s:
+            print(f"time per dataset {name}: {min(cell_means_s):.2f}-{max(cell_means_s):.2f} s (cell means)")
     for top, bottom in RATIOS:
-        ratios = time_ratios(records, top, bottom)
+        ratios = time_ratios(seconds, top, bottom)
         if ratios:
             slower = sorted(cell for cell, ratio in ratios.items() if ratio > 1)
             named = f": {', '.join(slower)}" if 0 < len(slower) <= 8 else ""
