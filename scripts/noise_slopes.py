@@ -27,8 +27,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--by-parents", action="store_true")
     args = parser.parse_args()
-    groups = {"1": lambda p: p == 1, "2-3": lambda p: 2 <= p <= 3, "4+": lambda p: p >= 4}
-    pooled = {(a, g): [] for a in ("encoder", "decoder") for g in groups}
+    pooled = {(a, g): [] for a in ("encoder", "decoder") for g in ("1", "2-3", "4+")}
     model = condfip.load_pretrained(args.weights)
     for k in range(args.scms):
         ds = simulate(get_prior("paper-in"), nodes=10, samples=800, seed=VALIDATION_SEED, index=k, mechanism="linear")
@@ -44,7 +43,7 @@ def main() -> None:
                 slope = np.polyfit(truth[:, i], estimate[:, i], 1)[0]
                 rmse = np.sqrt(np.mean(error[:, i] ** 2)) / spread[i]
                 cells.append(f"{slope:.2f}/{rmse:.3f}/{abs(error[:, i].mean()) / spread[i]:.3f}")
-                group = next(g for g, member in groups.items() if member(parents[i]))
+                group = "1" if parents[i] == 1 else "2-3" if parents[i] <= 3 else "4+"
                 pooled[abduction, group].append((slope, rmse))
             if not args.by_parents:
                 print(k, abduction, " ".join(cells))

@@ -41,18 +41,18 @@ def ratio_summary(means: dict[tuple[str, str], float], mechanism: str, top: str 
     return f"median {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} cells)"
 
 
-def seconds_per_dataset(records: list[dict]) -> dict[tuple[str, str], list[float]]:
-    """(cell, method) -> wall time of each dataset (fit + the four answers)."""
+def mean_seconds_per_dataset(records: list[dict]) -> dict[tuple[str, str], float]:
+    """(cell, method) -> mean wall time per dataset (fit + the four answers)."""
     per_dataset: dict[tuple[str, str], list[float]] = defaultdict(list)
     for (cell, method, _), seconds in dataset_seconds(records).items():
         per_dataset[(cell, method)].append(seconds)
-    return per_dataset
+    return {key: float(np.mean(values)) for key, values in per_dataset.items()}
 
 
-def time_ratios(per_dataset: dict[tuple[str, str], list[float]], top: str, bottom: str) -> dict[str, float]:
+def time_ratios(seconds: dict[tuple[str, str], float], top: str, bottom: str) -> dict[str, float]:
     """Per cell where both ran: top's mean wall time per dataset over bottom's."""
-    return {cell: float(np.mean(per_dataset[(cell, top)]) / np.mean(v)) for (cell, method), v in per_dataset.items()
-            if method == bottom and (cell, top) in per_dataset}
+    return {cell: seconds[(cell, top)] / s for (cell, method), s in seconds.items()
+            if method == bottom and (cell, top) in seconds}
 
 
 def main() -> None:
@@ -77,11 +77,11 @@ def main() -> None:
     for method, values in sachs.items():
         mean, se = mean_se(values)
         print(f"sachs MMD² {method}: {mean:.4f} (se {se:.4f}, {len(values)} splits)")
-    seconds = seconds_per_dataset(records)
+    seconds = mean_seconds_per_dataset(records)
     for name in ("condfip", "condfip+ols", "dowhy"):
-        cell_means_s = [float(np.mean(v)) for (_, method), v in seconds.items() if method == name]
-        if cell_means_s:
-            print(f"time per dataset {name}: {min(cell_means_s):.2f}-{max(cell_means_s):.2f} s (cell means)")
+        per_cell = [s for (_, method), s in seconds.items() if method == name]
+        if per_cell:
+            print(f"time per dataset {name}: {min(per_cell):.2f}-{max(per_cell):.2f} s (cell means)")
     for top, bottom in RATIOS:
         ratios = time_ratios(seconds, top, bottom)
         if ratios:
