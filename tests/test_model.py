@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from condfip.model import CondFiP, ModelConfig, dag_attention
+from condfip.model import CondFiP, ModelConfig, appended_rows_mask, dag_attention
 
 TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
 # two layers each: a parents-only mask per layer would still let grandparents leak if done wrong
@@ -368,3 +368,18 @@ def test_same_seed_same_initialisation_and_outputs():
         assert torch.equal(a(x, z, adj), b(x, z, adj))
         assert torch.equal(a.encoder(x, adj)[1], b.encoder(x, adj)[1])
         assert not torch.equal(a.encoder(x, adj)[1], c.encoder(x, adj)[1])
+
+
+@torch.no_grad()
+def test_appended_rows_mask_gives_each_row_what_the_context_and_that_row_alone_give():
+    """With the mask the context rows' predictions are those of the context alone, and each appended row's
+    prediction is the same whatever other rows are appended with it."""
+    model, adj = _model(DEEP), _adj()
+    context, rows = _data(n=6, seed=3), _data(n=4, seed=4)
+    _, f_masked = model.encoder(torch.cat([context, rows], dim=1), adj, appended_rows_mask(6, 10))
+    torch.testing.assert_close(f_masked[:, :6], model.encoder(context, adj)[1], rtol=0, atol=1e-5)
+    for r in range(4):
+        _, f_alone = model.encoder(torch.cat([context, rows[:, r:r + 1]], dim=1), adj, appended_rows_mask(6, 7))
+        torch.testing.assert_close(f_masked[:, 6 + r], f_alone[:, 6], rtol=0, atol=1e-5)
+    _, f_joint = model.encoder(torch.cat([context, rows], dim=1), adj)  # guard: without the mask rows interact
+    assert (f_joint[:, 6:] - f_masked[:, 6:]).abs().max() > 1e-4

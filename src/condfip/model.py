@@ -53,6 +53,15 @@ def dag_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: to
     return (e / torch.maximum(e.sum(dim=-1, keepdim=True), torch.exp(-m))) @ v
 
 
+def appended_rows_mask(n_context: int, n_rows: int, device: torch.device | None = None) -> torch.Tensor:
+    """Sample-attention mask (n_rows, n_rows) for rows appended after ``n_context`` context rows: context rows
+    see the context only; each appended row sees the context and itself. The context's results are then those
+    of the context alone, and each appended row's result does not depend on the other rows appended with it."""
+    mask = torch.zeros(n_rows, n_rows, dtype=torch.bool, device=device)
+    mask[:, :n_context] = True
+    return mask | torch.eye(n_rows, dtype=torch.bool, device=device)
+
+
 def parents_mask(adj: torch.Tensor) -> torch.Tensor:
     """Query-row mask from an adjacency (B, d, d) with adj[b, j, i] meaning j -> i: row i allows its parents."""
     return adj.transpose(-1, -2)
@@ -81,12 +90,13 @@ class AttentionBlock(nn.Module):
 
 
 class SampleAttention(AttentionBlock):
-    """Attention across samples for each node (x laid out (B, d, n, h)), then an MLP."""
+    """Attention across samples for each node (x laid out (B, d, n, h)), then an MLP. ``sample_mask`` (n, n),
+    optional: row s may look at row t iff ``sample_mask[s, t]``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, d, n, h = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 1, 4, 2, 5)
-        a = F.scaled_dot_product_attention(q, k, v)  # (B, d, heads, n, e)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=sample_mask)  # (B, d, heads, n, e)
         x = x + self.out(a.transpose(2, 3).reshape(B, d, n, h))
         return x + self.mlp(self.ln2(x))
 
@@ -110,12 +120,14 @@ class DatasetEncoder(nn.Module):
         self.node_blocks = nn.ModuleList(NodeAttention(cfg) for _ in range(cfg.encoder_layers))
         self.head = nn.Sequential(nn.LayerNorm(cfg.width), MLP(cfg.width, cfg.mlp_ratio), nn.Linear(cfg.width, 1))
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, n, d), adj (B, d, d) -> token embeddings (B, d, n, h) and predicted f(x) (B, n, d)."""
+    def forward(self, x: torch.Tensor, adj: torch.Tensor,
+                sample_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, n, d), adj (B, d, d) -> token embeddings (B, d, n, h) and predicted f(x) (B, n, d).
+        ``sample_mask`` (n, n), optional: which rows each row's sample attention may see."""
         allowed = parents_mask(adj)
         hidden = self.embed(x.transpose(1, 2).unsqueeze(-1))
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
-            hidden = node_block(sample_block(hidden), allowed)
+            hidden = node_block(sample_block(hidden, sample_mask), allowed)
         return hidden, self.head(hidden).squeeze(-1).transpose(1, 2)
 
 
