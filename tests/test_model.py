@@ -14,6 +14,7 @@ from condfip.model import CondFiP, ModelConfig, appended_rows_mask, dag_attentio
 TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
 # two layers each: a parents-only mask per layer would still let grandparents leak if done wrong
 DEEP = ModelConfig(width=16, heads=2, encoder_layers=2, code_layers=1, decoder_layers=2, mlp_ratio=2)
+NODE_HEADS = ModelConfig(width=16, heads=2, node_heads=8, encoder_layers=2, code_layers=1, decoder_layers=2)
 
 # a fixed DAG over 7 nodes, A[j, i] = 1 meaning j -> i, deliberately NOT in topological order of the index
 #   5 -> 1, 5 -> 3, 1 -> 3, 3 -> 0, 2 -> 0, 0 -> 6, 4 isolated
@@ -185,7 +186,7 @@ def _perturb(x: torch.Tensor, nodes, seed: int = 9) -> torch.Tensor:
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP], ids=["1-layer", "2-layer"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS], ids=["1-layer", "2-layer", "8-node-heads"])
 def test_encoder_ignores_non_ancestors_and_depends_on_parents(cfg):
     model, x, adj = _model(cfg), _data(), _adj()
     _, f_hat = model.encoder(x, adj)

@@ -512,3 +512,17 @@ def test_a_deeper_network_warm_starts_from_shallower_weights_with_the_same_outpu
                                                                      deeper_cfg), "grown state")
     with pytest.raises(InputError, match="can only add blocks"):
         grow_state(deeper.state_dict(), deeper_cfg, TINY_MODEL)
+
+
+def test_a_warm_start_may_split_node_attention_into_more_heads(exported):
+    """``node_heads`` keeps every weight's shape: the warm start reuses the weights as they are (the function
+    changes, so it is no identity), while a width change is still refused."""
+    _, folder, _ = exported
+    more_heads = ModelConfig(**{**TINY_MODEL.to_dict(), "node_heads": 2 * TINY_MODEL.heads})
+    _assert_states_equal(load_state(folder, more_heads), load_state(folder, TINY_MODEL), "re-headed state")
+    network, regrouped = build_network(folder)[0], CondFiP(more_heads)
+    regrouped.load_state_dict(load_state(folder, more_heads))
+    assert regrouped.encoder.node_blocks[0].heads == 2 * network.encoder.node_blocks[0].heads
+    assert regrouped.encoder.sample_blocks[0].heads == network.encoder.sample_blocks[0].heads
+    with pytest.raises(InputError, match="can only add blocks"):
+        load_state(folder, ModelConfig(**{**TINY_MODEL.to_dict(), "width": 2 * TINY_MODEL.width}))

@@ -31,6 +31,7 @@ from torch import nn
 class ModelConfig:
     width: int = 64
     heads: int = 2  # 2 heads: half the softmax work of 4 over samples on CPU, same width
+    node_heads: int | None = None  # heads of the encoder's and code blocks' attention across nodes; None: heads
     encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
     code_layers: int = 1  # block pairs between the frozen encoder and the max-pool (trained with the decoder)
     decoder_layers: int = 3
@@ -102,7 +103,13 @@ class SampleAttention(AttentionBlock):
 
 
 class NodeAttention(AttentionBlock):
-    """DAG-masked attention across nodes for each sample (x laid out (B, d, n, h)), then an MLP."""
+    """DAG-masked attention across nodes for each sample (x laid out (B, d, n, h)), then an MLP. Each head
+    returns one weighted mean of the parents' values: ``node_heads`` bounds how many parents a token can keep
+    apart in one block."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.heads = cfg.node_heads or cfg.heads
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         B, d, n, h = x.shape

@@ -73,12 +73,13 @@ def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     else:
         tensors, card = read_weights(source)
         source_model = card["model"]
-    if source_model == cfg.to_dict():
+    if ModelConfig(**source_model) == cfg:
         return tensors
     return grow_state(tensors, ModelConfig(**source_model), cfg, source)
 
 
 GROWABLE = ("encoder_layers", "code_layers", "decoder_layers")
+REGROUPABLE = ("node_heads",)  # the same projections split into other heads: shapes stay, the function changes
 
 
 def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: ModelConfig,
@@ -86,12 +87,15 @@ def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: Mo
     """The weights of ``source`` in a network with more blocks (``target``; every other setting equal), computing
     the same function: the existing blocks keep their weights and the appended ones start as the identity.
     Encoder and code blocks are pre-LN residual blocks, so zeroing their attention and MLP output projections
-    removes them; decoder blocks are gated by their zero-initialised adaptive-LayerNorm modulation."""
-    same = {k: v for k, v in source.to_dict().items() if k not in GROWABLE}
-    if same != {k: v for k, v in target.to_dict().items() if k not in GROWABLE} or any(
+    removes them; decoder blocks are gated by their zero-initialised adaptive-LayerNorm modulation. A change of
+    ``node_heads`` is allowed too: the weights are kept but split into other heads, so that warm start does
+    change the function and needs training to recover."""
+    same = {k: v for k, v in source.to_dict().items() if k not in GROWABLE + REGROUPABLE}
+    if same != {k: v for k, v in target.to_dict().items() if k not in GROWABLE + REGROUPABLE} or any(
             getattr(target, k) < getattr(source, k) for k in GROWABLE):
         raise InputError(f"{name} have model config {source.to_dict()}, training asks for {target.to_dict()}; a "
-                         f"warm start can only add blocks ({', '.join(GROWABLE)}), keeping every other setting")
+                         f"warm start can only add blocks ({', '.join(GROWABLE)}) or change {', '.join(REGROUPABLE)}, "
+                         "keeping every other setting")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         grown = CondFiP(target).state_dict()

@@ -166,7 +166,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["config"]["model"] != self.cfg.model.to_dict():
+        if ModelConfig(**state["config"]["model"]) != self.cfg.model:
             raise ValueError(f"{path} was trained with another model config: {state['config']['model']}")
         self.model.load_state_dict(state["model"])
         self.ema = state["ema"]
