@@ -15,6 +15,7 @@ TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_l
 # two layers each: a parents-only mask per layer would still let grandparents leak if done wrong
 DEEP = ModelConfig(width=16, heads=2, encoder_layers=2, code_layers=1, decoder_layers=2, mlp_ratio=2)
 NODE_HEADS = ModelConfig(width=16, heads=2, node_heads=8, encoder_layers=2, code_layers=1, decoder_layers=2)
+PAIRS = ModelConfig(width=16, heads=2, pair_features=4, encoder_layers=2, code_layers=1, decoder_layers=2)
 
 # a fixed DAG over 7 nodes, A[j, i] = 1 meaning j -> i, deliberately NOT in topological order of the index
 #   5 -> 1, 5 -> 3, 1 -> 3, 3 -> 0, 2 -> 0, 0 -> 6, 4 isolated
@@ -53,14 +54,17 @@ def _ancestors(i: int, edges=EDGES) -> set[int]:
 
 
 def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> CondFiP:
-    """A randomly initialised network; the decoder's zero-initialised adaLN gates are randomised so that
-    T(z) actually depends on z (with zero gates the decoder output ignores z entirely)."""
+    """A randomly initialised network; the decoder's zero-initialised adaLN gates (and pair biases) are
+    randomised so that T(z) actually depends on z (with zero gates the decoder output ignores z entirely)."""
     torch.manual_seed(seed)
     model = CondFiP(cfg)
     if modulate:
         for block in model.decoder.blocks:
             nn.init.normal_(block.modulation.weight, std=0.1)
             nn.init.normal_(block.modulation.bias, std=0.1)
+        for block in [*model.encoder.node_blocks, *model.decoder.node_blocks]:
+            if block.pair is not None:
+                nn.init.normal_(block.pair.to_heads.weight, std=1.0)
     return model.eval()
 
 
@@ -186,7 +190,7 @@ def _perturb(x: torch.Tensor, nodes, seed: int = 9) -> torch.Tensor:
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS], ids=["1-layer", "2-layer", "8-node-heads"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS, PAIRS], ids=["1-layer", "2-layer", "8-node-heads", "pairs"])
 def test_encoder_ignores_non_ancestors_and_depends_on_parents(cfg):
     model, x, adj = _model(cfg), _data(), _adj()
     _, f_hat = model.encoder(x, adj)
@@ -372,10 +376,11 @@ def test_same_seed_same_initialisation_and_outputs():
 
 
 @torch.no_grad()
-def test_appended_rows_mask_gives_each_row_what_the_context_and_that_row_alone_give():
+@pytest.mark.parametrize("cfg", [DEEP, PAIRS], ids=["2-layer", "pairs"])
+def test_appended_rows_mask_gives_each_row_what_the_context_and_that_row_alone_give(cfg):
     """With the mask the context rows' predictions are those of the context alone, and each appended row's
     prediction is the same whatever other rows are appended with it."""
-    model, adj = _model(DEEP), _adj()
+    model, adj = _model(cfg), _adj()
     context, rows = _data(n=6, seed=3), _data(n=4, seed=4)
     _, f_masked = model.encoder(torch.cat([context, rows], dim=1), adj, appended_rows_mask(6, 10))
     torch.testing.assert_close(f_masked[:, :6], model.encoder(context, adj)[1], rtol=0, atol=1e-5)
@@ -384,3 +389,17 @@ def test_appended_rows_mask_gives_each_row_what_the_context_and_that_row_alone_g
         torch.testing.assert_close(f_masked[:, 6 + r], f_alone[:, 6], rtol=0, atol=1e-5)
     _, f_joint = model.encoder(torch.cat([context, rows], dim=1), adj)  # guard: without the mask rows interact
     assert (f_joint[:, 6:] - f_masked[:, 6:]).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_pair_bias_changes_the_encoder_only_once_trained():
+    """The pair bias starts at zero (a warm start with it switched on computes what the weights did before);
+    once its output layer is non-zero it changes the predictions."""
+    plain = _model(DEEP, modulate=False)
+    paired = CondFiP(PAIRS).eval()
+    paired.load_state_dict({**paired.state_dict(), **plain.state_dict()})
+    x, adj = _data(n=8), _adj()
+    torch.testing.assert_close(paired.encoder(x, adj)[1], plain.encoder(x, adj)[1], rtol=0, atol=1e-6)
+    nn.init.normal_(paired.encoder.node_blocks[0].pair.to_heads.weight, std=1.0)
+    changed = paired.encoder(x, adj)[1]
+    assert (changed - plain.encoder(x, adj)[1]).abs().max() > 1e-4

@@ -526,3 +526,20 @@ def test_a_warm_start_may_split_node_attention_into_more_heads(exported):
     assert regrouped.encoder.sample_blocks[0].heads == network.encoder.sample_blocks[0].heads
     with pytest.raises(InputError, match="can only add blocks"):
         load_state(folder, ModelConfig(**{**TINY_MODEL.to_dict(), "width": 2 * TINY_MODEL.width}))
+
+
+def test_a_warm_start_may_switch_on_the_pair_bias_with_the_same_outputs(exported):
+    _, folder, _ = exported
+    network, _ = build_network(folder)
+    paired_cfg = ModelConfig(**{**TINY_MODEL.to_dict(), "pair_features": 4})
+    paired = CondFiP(paired_cfg)
+    paired.load_state_dict(load_state(folder, paired_cfg))
+    paired.eval()
+    ds = simulate(get_prior("paper-in"), nodes=6, samples=60, seed=5, mechanism="rff")
+    x, adj = ds.scm.batch.x.float(), ds.scm.batch.adj
+    with torch.no_grad():
+        torch.testing.assert_close(paired.encoder(x, adj)[1], network.encoder(x, adj)[1], rtol=0, atol=1e-6)
+        torch.testing.assert_close(paired(x[:, :40], x[:, 40:], adj), network(x[:, :40], x[:, 40:], adj),
+                                   rtol=0, atol=1e-6)
+    with pytest.raises(InputError, match="switch on pair_features"):
+        grow_state(paired.state_dict(), paired_cfg, ModelConfig(**{**paired_cfg.to_dict(), "pair_features": 8}))

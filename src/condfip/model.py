@@ -32,6 +32,7 @@ class ModelConfig:
     width: int = 64
     heads: int = 2  # 2 heads: half the softmax work of 4 over samples on CPU, same width
     node_heads: int | None = None  # heads of the encoder's and code blocks' attention across nodes; None: heads
+    pair_features: int = 0  # c > 0: node attention scores get a bias from c*c sample statistics per node pair
     encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
     code_layers: int = 1  # block pairs between the frozen encoder and the max-pool (trained with the decoder)
     decoder_layers: int = 3
@@ -42,11 +43,15 @@ class ModelConfig:
         return asdict(self)
 
 
-def dag_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+def dag_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """Attention of q (..., d, e) over k, v (..., d, e) where ``allowed[..., i, j]`` (broadcastable to
-    (..., d, d)) lets query i see key j. Rows are normalised by max(sum exp(s), 1), computed as
-    exp(s - m) / max(sum exp(s - m), exp(-m)) with m the row max: rows without allowed keys give 0."""
+    (..., d, d)) lets query i see key j; ``bias`` (broadcastable to (..., d, d)), optional, is added to the
+    scores. Rows are normalised by max(sum exp(s), 1), computed as exp(s - m) / max(sum exp(s - m), exp(-m))
+    with m the row max: rows without allowed keys give 0."""
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if bias is not None:
+        scores = scores + bias
     scores = scores.masked_fill(~allowed, float("-inf"))
     m = scores.amax(dim=-1, keepdim=True).detach()  # the result does not depend on m: detach is exact
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
@@ -110,13 +115,36 @@ class NodeAttention(AttentionBlock):
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.heads = cfg.node_heads or cfg.heads
+        self.pair = PairBias(cfg.width, cfg.pair_features, self.heads) if cfg.pair_features else None
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, pair_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``pair_rows`` (n,) bool, optional: the rows whose statistics make the pair bias (default all)."""
         B, d, n, h = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 2, 4, 1, 5)
-        a = dag_attention(q, k, v, allowed[:, None, None])  # (B, n, heads, d, e)
+        normed = self.ln1(x)
+        q, k, v = self.qkv(normed).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 2, 4, 1, 5)
+        bias = None if self.pair is None else self.pair(normed if pair_rows is None else normed[:, :, pair_rows])
+        a = dag_attention(q, k, v, allowed[:, None, None], bias)  # (B, n, heads, d, e)
         x = x + self.out(a.permute(0, 3, 1, 2, 4).reshape(B, d, n, h))
         return x + self.mlp(self.ln2(x))
+
+
+class PairBias(nn.Module):
+    """A per-head score bias for every node pair (i, j) from the sample means of products of c features of
+    node i and c of node j: second moments such as cov(x_i, x_j), which a score q_i . k_j, computed row by row,
+    cannot see. The output layer starts at zero, so adding it to trained weights changes nothing at first."""
+
+    def __init__(self, width: int, features: int, heads: int):
+        super().__init__()
+        self.left, self.right = nn.Linear(width, features), nn.Linear(width, features)
+        self.to_heads = nn.Linear(features * features, heads)
+        nn.init.zeros_(self.to_heads.weight)
+        nn.init.zeros_(self.to_heads.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, d, n, h) -> bias (B, 1, heads, d, d), laid out for ``dag_attention`` over (B, n, heads, d, e)."""
+        B, d, n, _ = x.shape
+        moments = torch.einsum("bisc,bjsk->bijck", self.left(x), self.right(x)) / n
+        return self.to_heads(moments.reshape(B, d, d, -1)).permute(0, 3, 1, 2).unsqueeze(1)
 
 
 class DatasetEncoder(nn.Module):
@@ -132,9 +160,10 @@ class DatasetEncoder(nn.Module):
         """x (B, n, d), adj (B, d, d) -> token embeddings (B, d, n, h) and predicted f(x) (B, n, d).
         ``sample_mask`` (n, n), optional: which rows each row's sample attention may see."""
         allowed = parents_mask(adj)
+        pair_rows = None if sample_mask is None else sample_mask.all(dim=0)  # rows every row sees: the context
         hidden = self.embed(x.transpose(1, 2).unsqueeze(-1))
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
-            hidden = node_block(sample_block(hidden, sample_mask), allowed)
+            hidden = node_block(sample_block(hidden, sample_mask), allowed, pair_rows)
         return hidden, self.head(hidden).squeeze(-1).transpose(1, 2)
 
 

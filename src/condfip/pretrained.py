@@ -80,6 +80,7 @@ def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
 
 GROWABLE = ("encoder_layers", "code_layers", "decoder_layers")
 REGROUPABLE = ("node_heads",)  # the same projections split into other heads: shapes stay, the function changes
+SWITCHABLE = ("pair_features",)  # may be switched on (0 -> c): the new part starts at zero, the function stays
 
 
 def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: ModelConfig,
@@ -90,12 +91,14 @@ def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: Mo
     removes them; decoder blocks are gated by their zero-initialised adaptive-LayerNorm modulation. A change of
     ``node_heads`` is allowed too: the weights are kept but split into other heads, so that warm start does
     change the function and needs training to recover."""
-    same = {k: v for k, v in source.to_dict().items() if k not in GROWABLE + REGROUPABLE}
-    if same != {k: v for k, v in target.to_dict().items() if k not in GROWABLE + REGROUPABLE} or any(
-            getattr(target, k) < getattr(source, k) for k in GROWABLE):
+    free = GROWABLE + REGROUPABLE + SWITCHABLE
+    same = {k: v for k, v in source.to_dict().items() if k not in free}
+    if same != {k: v for k, v in target.to_dict().items() if k not in free} or any(
+            getattr(target, k) < getattr(source, k) for k in GROWABLE) or any(
+            getattr(source, k) not in (0, getattr(target, k)) for k in SWITCHABLE):
         raise InputError(f"{name} have model config {source.to_dict()}, training asks for {target.to_dict()}; a "
-                         f"warm start can only add blocks ({', '.join(GROWABLE)}) or change {', '.join(REGROUPABLE)}, "
-                         "keeping every other setting")
+                         f"warm start can only add blocks ({', '.join(GROWABLE)}), change {', '.join(REGROUPABLE)} or "
+                         f"switch on {', '.join(SWITCHABLE)}, keeping every other setting")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         grown = CondFiP(target).state_dict()
