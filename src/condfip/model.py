@@ -4,7 +4,9 @@ Shapes: B datasets, n samples (rows), d nodes, h width. Graph masks are forward 
 ``adj[b, j, i] = True`` means j -> i; node i's attention row may look at node j iff ``adj[b, j, i]``.
 
 Encoder: every scalar x[s, i] is a token. Blocks alternate attention across samples (per node, no mask)
-and attention across nodes (per sample, parents only). A head predicts f(x) per token.
+and attention across nodes (per sample, parents only). A head predicts f(x) per token. Optionally
+(``pair_features``) the scores across nodes get a bias per node pair from second moments over the samples
+(``PairBias``), which a score computed row by row cannot see.
 
 Decoder: the encoder's context embeddings go through ``code_layers`` more block pairs and are max-pooled
 over samples into a per-node dataset code mu (B, d, h). From mu: a value codebook C, a query/position vector
