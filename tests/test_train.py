@@ -483,6 +483,16 @@ def test_weights_of_another_model_config_are_refused(exported):
         load_state(folder, other)
 
 
+def _assert_same_outputs(a: CondFiP, b: CondFiP) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both networks' encoder heads and decoders agree on a simulated dataset; returns its x and adj."""
+    ds = simulate(get_prior("paper-in"), nodes=6, samples=60, seed=5, mechanism="rff")
+    x, adj = ds.scm.batch.x.float(), ds.scm.batch.adj
+    with torch.no_grad():
+        torch.testing.assert_close(a.encoder(x, adj)[1], b.encoder(x, adj)[1], rtol=0, atol=1e-6)
+        torch.testing.assert_close(a(x[:, :40], x[:, 40:], adj), b(x[:, :40], x[:, 40:], adj), rtol=0, atol=1e-6)
+    return x, adj
+
+
 def test_a_deeper_network_warm_starts_from_shallower_weights_with_the_same_outputs(exported):
     """Growing adds identity blocks: the deeper network computes exactly what the exported one does (encoder
     head and decoder T), while its new blocks still get gradients, so training can use them."""
@@ -496,12 +506,7 @@ def test_a_deeper_network_warm_starts_from_shallower_weights_with_the_same_outpu
     deeper = CondFiP(deeper_cfg)
     deeper.load_state_dict(grow_state(network.state_dict(), TINY_MODEL, deeper_cfg))
     deeper.eval()
-    ds = simulate(get_prior("paper-in"), nodes=6, samples=60, seed=5, mechanism="rff")
-    x, adj = ds.scm.batch.x.float(), ds.scm.batch.adj
-    with torch.no_grad():
-        torch.testing.assert_close(deeper.encoder(x, adj)[1], network.encoder(x, adj)[1], rtol=0, atol=1e-6)
-        torch.testing.assert_close(deeper(x[:, :40], x[:, 40:], adj), network(x[:, :40], x[:, 40:], adj),
-                                   rtol=0, atol=1e-6)
+    x, adj = _assert_same_outputs(deeper, network)
     deeper.train()
     deeper(x[:, :40], x[:, 40:], adj).pow(2).sum().backward()
     for new in (deeper.encoder.node_blocks[1].out.weight, deeper.decoder.node_blocks[1].mlp.proj.weight,
@@ -529,17 +534,13 @@ def test_a_warm_start_may_split_node_attention_into_more_heads(exported):
 
 
 def test_a_warm_start_may_switch_on_the_pair_bias_with_the_same_outputs(exported):
+    """The pair bias starts at zero in the encoder and in the code blocks: the network computes what the weights
+    did; switching it between two sizes is refused (the trained part would not fit)."""
     _, folder, _ = exported
     network, _ = build_network(folder)
     paired_cfg = ModelConfig(**{**TINY_MODEL.to_dict(), "pair_features": 4})
     paired = CondFiP(paired_cfg)
     paired.load_state_dict(load_state(folder, paired_cfg))
-    paired.eval()
-    ds = simulate(get_prior("paper-in"), nodes=6, samples=60, seed=5, mechanism="rff")
-    x, adj = ds.scm.batch.x.float(), ds.scm.batch.adj
-    with torch.no_grad():
-        torch.testing.assert_close(paired.encoder(x, adj)[1], network.encoder(x, adj)[1], rtol=0, atol=1e-6)
-        torch.testing.assert_close(paired(x[:, :40], x[:, 40:], adj), network(x[:, :40], x[:, 40:], adj),
-                                   rtol=0, atol=1e-6)
+    _assert_same_outputs(paired.eval(), network)
     with pytest.raises(InputError, match="switch on pair_features"):
         grow_state(paired.state_dict(), paired_cfg, ModelConfig(**{**paired_cfg.to_dict(), "pair_features": 8}))
