@@ -17,8 +17,7 @@ import torch
 from condfip.metrics import nodes_with_parents, rmse_per_sample
 from condfip.model import appended_rows_mask
 from condfip.pretrained import build_network
-from condfip.simulate import get_prior, simulate
-from condfip.train import VALIDATION_CELLS, VALIDATION_SEED
+from condfip.train import VALIDATION_CELLS, validation_dataset
 
 
 @torch.no_grad()
@@ -35,8 +34,7 @@ def main() -> None:
     for preset, mechanism, d in VALIDATION_CELLS:
         cell = {p: [] for p in protocols}
         for k in range(args.per_cell):
-            ds = simulate(get_prior(preset), nodes=d, samples=800, seed=VALIDATION_SEED, index=1000 * d + k,
-                          mechanism=mechanism)
+            ds = validation_dataset(preset, mechanism, d, k)
             batch = ds.scm.batch
             x, adj = batch.x.float(), batch.adj
             truth, scored = batch.noise[0, 400:].numpy(), nodes_with_parents(adj[0].numpy())

@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 
 import condfip
-from condfip.metrics import nodes_with_parents
+from condfip.metrics import nodes_with_parents, parent_group
 from condfip.simulate import get_prior, simulate
 from condfip.train import VALIDATION_SEED
 
@@ -43,7 +43,7 @@ def main() -> None:
                 slope = np.polyfit(truth[:, i], estimate[:, i], 1)[0]
                 rmse = np.sqrt(np.mean(error[:, i] ** 2)) / spread[i]
                 cells.append(f"{slope:.2f}/{rmse:.3f}/{abs(error[:, i].mean()) / spread[i]:.3f}")
-                group = "1" if parents[i] == 1 else "2-3" if parents[i] <= 3 else "4+"
+                group = parent_group(parents[i])
                 pooled[abduction, group].append((slope, rmse))
             if not args.by_parents:
                 print(k, abduction, " ".join(cells))

@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from condfip.atomic import atomic_write
-from condfip.metrics import nodes_with_parents, rmse_per_sample
+from condfip.metrics import nodes_with_parents, parent_group, rmse_per_sample
 from condfip.model import MLP, appended_rows_mask, dag_attention, parents_mask
 from condfip.pretrained import build_network
 from condfip.simulate import get_prior, simulate
-from condfip.train import VALIDATION_CELLS, VALIDATION_SEED, TrainConfig, training_batch
+from condfip.train import VALIDATION_CELLS, VALIDATION_SEED, TrainConfig, training_batch, validation_dataset
 
 
 class CrossBlock(nn.Module):
@@ -132,8 +132,7 @@ def evaluate(args) -> None:
     for preset, mechanism, d in VALIDATION_CELLS:
         scores = {"encoder head": [], "query head": []}
         for k in range(args.per_cell):
-            ds = simulate(get_prior(preset), nodes=d, samples=800, seed=VALIDATION_SEED, index=1000 * d + k,
-                          mechanism=mechanism)
+            ds = validation_dataset(preset, mechanism, d, k)
             x, adj = ds.scm.batch.x.float(), ds.scm.batch.adj
             truth, scored = ds.scm.batch.noise[0, 400:].numpy(), nodes_with_parents(adj[0].numpy())
             f_joint = network.encoder(x, adj)[1][:, 400:]
@@ -155,7 +154,7 @@ def evaluate(args) -> None:
         estimates = {"encoder head": (x[:, 400:] - network.encoder(x, adj)[1][:, 400:])[0].numpy(),
                      "query head": (x[:, 400:] - head(encode(network, x, 400, adj)[0], 400, adj))[0].numpy()}
         for i in np.nonzero(parents)[0]:
-            group = "1" if parents[i] == 1 else "2-3" if parents[i] <= 3 else "4+"
+            group = parent_group(parents[i])
             for name, est in estimates.items():
                 slope = np.polyfit(truth[:, i], est[:, i], 1)[0]
                 pooled.setdefault((name, group), []).append((slope, np.sqrt(np.mean((est[:, i] - truth[:, i]) ** 2))))

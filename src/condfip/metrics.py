@@ -26,3 +26,8 @@ def nodes_with_parents(adj: np.ndarray, exclude: list[int] | None = None) -> np.
     for k in exclude or []:
         mask[k] = False
     return mask
+
+
+def parent_group(parents: int) -> str:
+    """The group a node with this many parents is reported in: "1", "2-3" or "4+"."""
+    return "1" if parents == 1 else "2-3" if parents <= 3 else "4+"

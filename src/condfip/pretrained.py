@@ -73,9 +73,8 @@ def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     else:
         tensors, card = read_weights(source)
         source_model = card["model"]
-    if ModelConfig(**source_model) == cfg:
-        return tensors
-    return grow_state(tensors, ModelConfig(**source_model), cfg, source)
+    source_cfg = ModelConfig(**source_model)
+    return tensors if source_cfg == cfg else grow_state(tensors, source_cfg, cfg, source)
 
 
 GROWABLE = ("encoder_layers", "code_layers", "decoder_layers")

@@ -264,6 +264,12 @@ class Trainer:
 
 
 # ---- validation -------------------------------------------------------------------------------------
+def validation_dataset(preset: str, mechanism: str, d: int, k: int, device: torch.device | None = None):
+    """The k-th SCM of a validation cell with 800 rows (400 context + 400 query), on the validation seed."""
+    return simulate(get_prior(preset), nodes=d, samples=800, seed=VALIDATION_SEED, index=1000 * d + k,
+                    mechanism=mechanism, device=device)
+
+
 @torch.no_grad()
 def validation_scores(model: CondFiP, per_cell: int, device: torch.device) -> dict:
     """Noise RMSE (nodes with parents) on the validation suite, abducted with the encoder head and with the
@@ -273,8 +279,7 @@ def validation_scores(model: CondFiP, per_cell: int, device: torch.device) -> di
     for preset, mechanism, d in VALIDATION_CELLS:
         enc, dec = [], []
         for k in range(per_cell):
-            ds = simulate(get_prior(preset), nodes=d, samples=800, seed=VALIDATION_SEED, index=1000 * d + k,
-                          mechanism=mechanism, device=device)
+            ds = validation_dataset(preset, mechanism, d, k, device)
             batch = ds.scm.batch
             x, noise, adj = batch.x.float(), batch.noise[0, 400:].cpu().numpy(), batch.adj
             scored = nodes_with_parents(adj[0].cpu().numpy())
