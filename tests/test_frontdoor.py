@@ -14,6 +14,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import condfip
@@ -206,6 +207,21 @@ def test_save_load_answers_bitwise_the_same(scm, data, weights, tmp_path):
     do = {"a": 0.5}
     assert np.array_equal(loaded.do(do).sample(20, seed=2).to_numpy(), scm.do(do).sample(20, seed=2).to_numpy())
     assert np.array_equal(loaded.counterfactual(data, do).to_numpy(), scm.counterfactual(data, do).to_numpy())
+
+
+def test_save_load_keeps_the_decoders_least_squares_fit(data, tmp_path):
+    """Weights whose decoder adds a least-squares fit: the fit is part of the saved code and comes back."""
+    linear_weights = make_weights(tmp_path / "linear", linear=True)
+    scm = condfip.load_pretrained(linear_weights).infer(data, make_graph())
+    scm.save(tmp_path / "linear.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "linear.safetensors"), "pt") as fh:
+        assert {"linear_coef", "linear_mean"} <= set(fh.keys())
+    loaded = load_scm(tmp_path / "linear.safetensors", weights=linear_weights)
+    torch.testing.assert_close(loaded.code.linear_coef, scm.code.linear_coef, rtol=0, atol=0)
+    assert np.array_equal(loaded.sample(50, seed=7).to_numpy(), scm.sample(50, seed=7).to_numpy())
+    assert np.array_equal(loaded.noise(data).to_numpy(), scm.noise(data).to_numpy())
 
 
 def test_save_keeps_hard_interventions_and_refuses_shifts(scm, weights, tmp_path):

@@ -9,13 +9,22 @@ import pytest
 import torch
 from torch import nn
 
-from condfip.model import CondFiP, ModelConfig, appended_rows_mask, dag_attention
+from condfip.model import (
+    CondFiP,
+    ModelConfig,
+    appended_rows_mask,
+    dag_attention,
+    linear_parent_coefficients,
+    linear_parent_fit,
+)
 
 TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
 # two layers each: a parents-only mask per layer would still let grandparents leak if done wrong
 DEEP = ModelConfig(width=16, heads=2, encoder_layers=2, code_layers=1, decoder_layers=2, mlp_ratio=2)
 NODE_HEADS = ModelConfig(width=16, heads=2, node_heads=8, encoder_layers=2, code_layers=1, decoder_layers=2)
 PAIRS = ModelConfig(width=16, heads=2, pair_features=4, encoder_layers=2, code_layers=1, decoder_layers=2)
+LINEAR = ModelConfig(width=16, heads=2, pair_features=4, linear_feature=True, decoder_linear=True, encoder_layers=2,
+                     code_layers=1, decoder_layers=2)
 
 # a fixed DAG over 7 nodes, A[j, i] = 1 meaning j -> i, deliberately NOT in topological order of the index
 #   5 -> 1, 5 -> 3, 1 -> 3, 3 -> 0, 2 -> 0, 0 -> 6, 4 isolated
@@ -54,8 +63,9 @@ def _ancestors(i: int, edges=EDGES) -> set[int]:
 
 
 def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> CondFiP:
-    """A randomly initialised network; the decoder's zero-initialised adaLN gates (and pair biases) are
-    randomised so that T(z) actually depends on z (with zero gates the decoder output ignores z entirely)."""
+    """A randomly initialised network; the decoder's zero-initialised adaLN gates (and pair biases and
+    least-squares gates) are randomised so that T(z) actually depends on z (with zero gates the decoder output
+    ignores z entirely)."""
     torch.manual_seed(seed)
     model = CondFiP(cfg)
     if modulate:
@@ -65,6 +75,9 @@ def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> Con
         for block in [*model.encoder.node_blocks, *model.decoder.node_blocks]:
             if block.pair is not None:
                 nn.init.normal_(block.pair.to_heads.weight, std=1.0)
+        for name, param in model.named_parameters():
+            if "linear" in name:
+                nn.init.normal_(param, std=0.5)
     return model.eval()
 
 
@@ -190,7 +203,8 @@ def _perturb(x: torch.Tensor, nodes, seed: int = 9) -> torch.Tensor:
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS, PAIRS], ids=["1-layer", "2-layer", "8-node-heads", "pairs"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS, PAIRS, LINEAR],
+                         ids=["1-layer", "2-layer", "8-node-heads", "pairs", "linear"])
 def test_encoder_ignores_non_ancestors_and_depends_on_parents(cfg):
     model, x, adj = _model(cfg), _data(), _adj()
     _, f_hat = model.encoder(x, adj)
@@ -227,7 +241,7 @@ def test_two_layer_encoder_reaches_grandparents():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP], ids=["1-layer", "2-layer"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, LINEAR], ids=["1-layer", "2-layer", "linear"])
 def test_decoder_depends_on_parents_only(cfg):
     model, x, adj = _model(cfg), _data(n=6), _adj()
     code = model.dataset_code(x, adj)
@@ -248,11 +262,12 @@ def test_decoder_depends_on_parents_only(cfg):
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("cfg", [DEEP, LINEAR], ids=["2-layer", "linear"])
 @pytest.mark.parametrize("nodes", [[0], [3, 6], [2, 5], list(range(D))])
-def test_decoder_on_a_subset_of_nodes_equals_the_full_call(nodes):
+def test_decoder_on_a_subset_of_nodes_equals_the_full_call(nodes, cfg):
     """The fixed point computes one topological generation at a time: the subset call must give the same
     T(z)_i as the full call, batch of several graphs included, and still ignore non-parents."""
-    model, x, adj = _model(DEEP), _data(n=6), _adj()
+    model, x, adj = _model(cfg), _data(n=6), _adj()
     code = model.dataset_code(x, adj)
     z = _data(n=4, seed=2)
     index = torch.tensor(nodes)
@@ -283,9 +298,10 @@ def test_full_model_prediction_for_node_ignores_query_of_non_parents():
 
 # ---- equivariance -------------------------------------------------------------------------------------
 @torch.no_grad()
+@pytest.mark.parametrize("cfg", [DEEP, LINEAR], ids=["2-layer", "linear"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_node_permutation_equivariance(seed):
-    model, x, adj = _model(DEEP, seed=seed), _data(n=6), _adj()
+def test_node_permutation_equivariance(seed, cfg):
+    model, x, adj = _model(cfg, seed=seed), _data(n=6), _adj()
     z = _data(n=3, seed=5)
     perm = torch.randperm(D, generator=torch.Generator().manual_seed(10 + seed))
     xp, zp, adjp = x[..., perm], z[..., perm], adj[:, perm][:, :, perm]
@@ -296,7 +312,9 @@ def test_node_permutation_equivariance(seed):
     torch.testing.assert_close(f_hat_p, f_hat[..., perm], rtol=1e-5, atol=1e-5)
 
     code, code_p = model.dataset_code(x, adj), model.dataset_code(xp, adjp)
-    torch.testing.assert_close(code_p, code[:, perm], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(code_p.mu, code.mu[:, perm], rtol=1e-5, atol=1e-5)
+    if cfg.decoder_linear:
+        torch.testing.assert_close(code_p.linear_coef, code.linear_coef[:, perm][:, :, perm], rtol=1e-4, atol=1e-5)
 
     t, t_p = model.decoder(code, z, adj), model.decoder(code_p, zp, adjp)
     torch.testing.assert_close(t_p, t[..., perm], rtol=1e-5, atol=1e-5)
@@ -314,11 +332,17 @@ def test_permuting_nodes_without_the_graph_changes_outputs():
 
 
 @torch.no_grad()
-def test_context_row_order_does_not_change_the_dataset_code():
-    model, x, adj = _model(DEEP), _data(n=9), _adj()
+@pytest.mark.parametrize("cfg", [DEEP, LINEAR], ids=["2-layer", "linear"])
+def test_context_row_order_does_not_change_the_dataset_code(cfg):
+    model, x, adj = _model(cfg), _data(n=9), _adj()
     rows = torch.randperm(9, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(model.dataset_code(x[:, rows], adj), model.dataset_code(x, adj),
-                               rtol=1e-5, atol=1e-5)
+    shuffled, code = model.dataset_code(x[:, rows], adj), model.dataset_code(x, adj)
+    torch.testing.assert_close(shuffled.mu, code.mu, rtol=1e-5, atol=1e-5)
+    if cfg.decoder_linear:
+        torch.testing.assert_close(shuffled.linear_coef, code.linear_coef, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(shuffled.linear_mean, code.linear_mean, rtol=1e-5, atol=1e-5)
+    else:
+        assert shuffled.linear_coef is None
     _, f_hat = model.encoder(x, adj)
     _, f_hat_p = model.encoder(x[:, rows], adj)
     torch.testing.assert_close(f_hat_p, f_hat[:, rows], rtol=1e-5, atol=1e-5)
@@ -337,10 +361,10 @@ def test_forward_any_number_of_nodes_and_rows(d, n):
     hidden, f_hat = model.encoder(x, adj)
     assert hidden.shape == (3, d, n, TINY.width) and f_hat.shape == (3, n, d)
     code = model.dataset_code(x, adj)
-    assert code.shape == (3, d, TINY.width)
+    assert code.mu.shape == (3, d, TINY.width)
     t = model(x, z, adj)
     assert t.shape == (3, 2, d)
-    for out in (hidden, f_hat, code, t):
+    for out in (hidden, f_hat, code.mu, t):
         assert torch.isfinite(out).all()
     # one row of one dataset gives the same as that dataset inside the batch (no cross-dataset mixing)
     torch.testing.assert_close(model(x[1:2], z[1:2], adj[1:2]), t[1:2], rtol=1e-5, atol=1e-6)
@@ -376,7 +400,7 @@ def test_same_seed_same_initialisation_and_outputs():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIRS], ids=["2-layer", "pairs"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIRS, LINEAR], ids=["2-layer", "pairs", "linear"])
 def test_appended_rows_mask_gives_each_row_what_the_context_and_that_row_alone_give(cfg):
     """With the mask the context rows' predictions are those of the context alone, and each appended row's
     prediction is the same whatever other rows are appended with it."""
@@ -403,3 +427,62 @@ def test_pair_bias_changes_the_encoder_only_once_trained():
     nn.init.normal_(paired.encoder.node_blocks[0].pair.to_heads.weight, std=1.0)
     changed = paired.encoder(x, adj)[1]
     assert (changed - plain.encoder(x, adj)[1]).abs().max() > 1e-4
+
+
+# ---- least-squares features -----------------------------------------------------------------------------
+def test_linear_parent_fit_is_least_squares_on_the_parents_over_the_given_rows():
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(0)
+    x, adj = torch.randn(2, 40, D, generator=gen), _adj()
+    rows = torch.arange(40) < 25
+    fit = linear_parent_fit(x, adj, rows)
+    beta, _ = linear_parent_coefficients(x, adj, rows)
+    for b in range(2):
+        for i in range(D):
+            parents = sorted(_parents(i))
+            assert torch.all(beta[b, i, [j for j in range(D) if j not in parents]] == 0)
+            design = np.column_stack([x[b, :25, parents].numpy(), np.ones(25)])
+            coef = np.linalg.lstsq(design, x[b, :25, i].numpy(), rcond=None)[0]
+            expected = np.column_stack([x[b, :, parents].numpy(), np.ones(40)]) @ coef
+            np.testing.assert_allclose(fit[b, :, i].numpy(), expected, atol=5e-3)  # the ridge is 1e-3
+
+
+def test_linear_parent_coefficients_survive_collinear_parents_and_many_nodes():
+    x = torch.randn(1, 30, 3)
+    x[..., 1] = 2 * x[..., 0]  # node 2's two parents are collinear
+    adj = torch.zeros(1, 3, 3, dtype=torch.bool)
+    adj[0, 0, 2] = adj[0, 1, 2] = True
+    assert torch.isfinite(linear_parent_coefficients(x, adj)[0]).all()
+    big = torch.triu(torch.rand(2, 300, 300) < 0.02, diagonal=1)  # several chunks of nodes per solve
+    beta, _ = linear_parent_coefficients(torch.randn(2, 50, 300), big)
+    assert beta.shape == (2, 300, 300) and torch.all(beta[~big.transpose(1, 2)] == 0)
+
+
+@torch.no_grad()
+def test_switching_on_the_least_squares_features_changes_nothing_until_trained():
+    from condfip.pretrained import grow_state
+
+    plain = _model(PAIRS, modulate=True)
+    grown = CondFiP(LINEAR).eval()
+    grown.load_state_dict(grow_state(plain.state_dict(), PAIRS, LINEAR))
+    x, adj, z = _data(n=8), _adj(), _data(n=3, seed=2)
+    torch.testing.assert_close(grown.encoder(x, adj)[1], plain.encoder(x, adj)[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(grown(x, z, adj), plain(x, z, adj), rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_decoder_least_squares_path_returns_the_fit_on_the_context():
+    """With the readout silenced and the gate at 1, T(z) is the least-squares fit on the context, for the full
+    call and for a subset of nodes: the coefficients are indexed as parent -> child."""
+    model, x, adj, z = _model(LINEAR), _data(n=12), _adj(), _data(n=4, seed=2)
+    nn.init.zeros_(model.decoder.readout.weight)
+    nn.init.zeros_(model.decoder.readout.bias)
+    nn.init.zeros_(model.decoder.linear_gate.weight)
+    nn.init.ones_(model.decoder.linear_gate.bias)
+    code = model.dataset_code(x, adj)
+    beta, mean = linear_parent_coefficients(x, adj)
+    expected = (z - mean) @ beta.transpose(1, 2) + mean
+    torch.testing.assert_close(model.decoder(code, z, adj), expected, rtol=0, atol=1e-5)
+    index = torch.tensor([3, 6])
+    torch.testing.assert_close(model.decoder(code, z, adj, nodes=index), expected[..., index], rtol=0, atol=1e-5)

@@ -12,14 +12,16 @@ from safetensors.torch import save_file
 from condfip.model import CondFiP, ModelConfig
 
 
-def make_weights(folder: Path, seed: int = 0) -> Path:
-    """A tiny random network with non-zero decoder gates (so mechanisms depend on their parents)."""
+def make_weights(folder: Path, seed: int = 0, linear: bool = False) -> Path:
+    """A tiny random network with non-zero decoder gates (so mechanisms depend on their parents); ``linear``:
+    with the least-squares features switched on and their gates non-zero too."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
+    cfg = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2,
+                      linear_feature=linear, decoder_linear=linear)
     network = CondFiP(cfg)
     with torch.no_grad():
         for name, param in network.named_parameters():
-            if "modulation" in name:
+            if "modulation" in name or "linear" in name:
                 param.normal_(0.0, 0.5)
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / "condfip.safetensors"))

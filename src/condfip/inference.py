@@ -60,8 +60,9 @@ class InferredSCM(SCM):
         adj = nx.to_numpy_array(self._graph, nodelist=self.columns) != 0
         self.adj = torch.as_tensor(adj)[None]
         with torch.no_grad():
-            hidden, f_hat = network.encoder(self._standardised(context.to_numpy()), self.adj)
-            self.code = network.decoder.dataset_code(hidden, self.adj)
+            standardised = self._standardised(context.to_numpy())
+            hidden, f_hat = network.encoder(standardised, self.adj)
+            self.code = network.decoder.dataset_code(hidden, self.adj, standardised)
         # the encoder head's f(x) on the context rows, from this same pass (the hybrid fits its correction on it)
         self.context_encoder_mechanism = self.mean + self.std * f_hat[0].double().numpy()
         self._context_noise: np.ndarray | None = None

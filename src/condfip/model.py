@@ -6,7 +6,10 @@ Shapes: B datasets, n samples (rows), d nodes, h width. Graph masks are forward 
 Encoder: every scalar x[s, i] is a token. Blocks alternate attention across samples (per node, no mask)
 and attention across nodes (per sample, parents only). A head predicts f(x) per token. Optionally
 (``pair_features``) the scores across nodes get a bias per node pair from second moments over the samples
-(``PairBias``), which a score computed row by row cannot see.
+(``PairBias``), which a score computed row by row cannot see. Optionally (``linear_feature``) each token also
+gets the least-squares fit of its node on its parents over the samples (``linear_parent_fit``), embedded into
+the token and added to the head's f(x) through a per-token gate: attention averages parents, it does not solve
+the linear system a regression on several correlated parents needs.
 
 Decoder: the encoder's context embeddings go through ``code_layers`` more block pairs and are max-pooled
 over samples into a per-node dataset code mu (B, d, h). From mu: a value codebook C, a query/position vector
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +39,8 @@ class ModelConfig:
     heads: int = 2  # 2 heads: half the softmax work of 4 over samples on CPU, same width
     node_heads: int | None = None  # heads of the encoder's and code blocks' attention across nodes; None: heads
     pair_features: int = 0  # c > 0: node attention scores get a bias from c*c sample statistics per node pair
+    linear_feature: bool = False  # encoder tokens get each node's least-squares fit on its parents (see above)
+    decoder_linear: bool = False  # T(z) adds a gated least-squares fit on the parents, fitted on the context
     encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
     code_layers: int = 1  # block pairs between the frozen encoder and the max-pool (trained with the decoder)
     decoder_layers: int = 3
@@ -73,6 +79,45 @@ def appended_rows_mask(n_context: int, n_rows: int, device: torch.device | None 
 def parents_mask(adj: torch.Tensor) -> torch.Tensor:
     """Query-row mask from an adjacency (B, d, d) with adj[b, j, i] meaning j -> i: row i allows its parents."""
     return adj.transpose(-1, -2)
+
+
+def linear_parent_coefficients(x: torch.Tensor, adj: torch.Tensor, rows: torch.Tensor | None = None,
+                               ridge: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge least squares of every node on its parents (with an intercept) over the rows ``rows`` (bool (n,);
+    None: all rows) of x (B, n, d), adj (B, d, d): coefficients ``beta`` (B, d, d), ``beta[b, i, j]`` the weight
+    of parent j in node i's fit (0 for non-parents), and the rows' means (B, 1, d). Computed in float32 without
+    gradient: it is an input feature, not a trained part."""
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        fit = (x if rows is None else x[:, rows]).float()
+        mean = fit.mean(dim=1, keepdim=True)
+        gram = (fit - mean).transpose(1, 2) @ (fit - mean) / fit.shape[1]  # (B, d, d)
+        parents = parents_mask(adj).float().expand(x.shape[0], -1, -1)  # parents[b, i, j]: j -> i
+        d = x.shape[2]
+        beta = torch.empty_like(parents)
+        chunk = max(1, 2 ** 22 // (x.shape[0] * d * d))  # nodes per solve: bounds the (B, nodes, d, d) systems
+        for start in range(0, d, chunk):
+            p = parents[:, start:start + chunk]  # (B, c, d)
+            # node i: (P G P + (I - P) + ridge I) beta_i = P g_i with P = diag(parents of i): non-parents get 0
+            system = (gram.unsqueeze(1) * p.unsqueeze(-1) * p.unsqueeze(-2) + torch.diag_embed(1 - p)
+                      + ridge * torch.eye(d, device=x.device))
+            rhs = p * gram.transpose(1, 2)[:, start:start + chunk]
+            beta[:, start:start + chunk] = torch.linalg.solve(system, rhs.unsqueeze(-1)).squeeze(-1)
+        return beta, mean
+
+
+def linear_parent_fit(x: torch.Tensor, adj: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Each node's least-squares fit on its parents (``linear_parent_coefficients`` over ``rows``) evaluated at
+    every row of x: (B, n, d). Roots get their mean."""
+    beta, mean = linear_parent_coefficients(x, adj, rows)
+    return (x.float() - mean) @ beta.transpose(1, 2) + mean
+
+
+class DatasetCode(NamedTuple):
+    """What the decoder knows of a dataset: the per-node code ``mu`` (B, d, h) and, with ``decoder_linear``,
+    the least-squares fit of every node on its parents over the context (``linear_parent_coefficients``)."""
+    mu: torch.Tensor
+    linear_coef: torch.Tensor | None = None
+    linear_mean: torch.Tensor | None = None
 
 
 class MLP(nn.Module):
@@ -156,6 +201,13 @@ class DatasetEncoder(nn.Module):
         self.sample_blocks = nn.ModuleList(SampleAttention(cfg) for _ in range(cfg.encoder_layers))
         self.node_blocks = nn.ModuleList(NodeAttention(cfg) for _ in range(cfg.encoder_layers))
         self.head = nn.Sequential(nn.LayerNorm(cfg.width), MLP(cfg.width, cfg.mlp_ratio), nn.Linear(cfg.width, 1))
+        self.linear_feature = cfg.linear_feature
+        if cfg.linear_feature:  # both start at zero: switching the feature on changes nothing at first
+            self.embed_linear = nn.Linear(1, cfg.width, bias=False)
+            self.linear_gate = nn.Sequential(nn.LayerNorm(cfg.width), nn.Linear(cfg.width, 1))
+            nn.init.zeros_(self.embed_linear.weight)
+            nn.init.zeros_(self.linear_gate[1].weight)
+            nn.init.zeros_(self.linear_gate[1].bias)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor,
                 sample_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,9 +216,15 @@ class DatasetEncoder(nn.Module):
         allowed = parents_mask(adj)
         pair_rows = None if sample_mask is None else sample_mask.all(dim=0)  # rows every row sees: the context
         hidden = self.embed(x.transpose(1, 2).unsqueeze(-1))
+        if self.linear_feature:
+            linear = linear_parent_fit(x, adj, pair_rows).transpose(1, 2).unsqueeze(-1)  # (B, d, n, 1)
+            hidden = hidden + self.embed_linear(linear.to(hidden.dtype))
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
             hidden = node_block(sample_block(hidden, sample_mask), allowed, pair_rows)
-        return hidden, self.head(hidden).squeeze(-1).transpose(1, 2)
+        f_hat = self.head(hidden)
+        if self.linear_feature:
+            f_hat = f_hat + self.linear_gate(hidden) * linear
+        return hidden, f_hat.squeeze(-1).transpose(1, 2)
 
 
 class DecoderBlock(nn.Module):
@@ -213,36 +271,54 @@ class FixedPointDecoder(nn.Module):
         self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.decoder_layers))
         self.final_norm = nn.LayerNorm(h)
         self.readout = nn.Linear(h, 1)
+        self.linear = cfg.decoder_linear
+        if cfg.decoder_linear:  # a per-node gate from the code, zero at first: switching it on changes nothing
+            self.linear_gate = nn.Linear(h, 1)
+            nn.init.zeros_(self.linear_gate.weight)
+            nn.init.zeros_(self.linear_gate.bias)
 
-    def dataset_code(self, hidden: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """Encoder embeddings of the context (B, d, n, h) -> per-node dataset code mu (B, d, h)."""
+    def dataset_code(self, hidden: torch.Tensor, adj: torch.Tensor, context: torch.Tensor) -> DatasetCode:
+        """Encoder embeddings of the context (B, d, n, h) and the context itself (B, n, d) -> DatasetCode."""
         allowed = parents_mask(adj)
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
             hidden = node_block(sample_block(hidden), allowed)
-        return self.code_norm(hidden.amax(dim=2))
+        mu = self.code_norm(hidden.amax(dim=2))
+        if not self.linear:
+            return DatasetCode(mu)
+        return DatasetCode(mu, *linear_parent_coefficients(context, adj))
 
-    def forward(self, code: torch.Tensor, z: torch.Tensor, adj: torch.Tensor,
+    def forward(self, code: DatasetCode, z: torch.Tensor, adj: torch.Tensor,
                 nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """T(z): code (B, d, h), query rows z (B, m, d) -> (B, m, d); T(z)_i depends on z_parents(i) only.
+        """T(z): code (mu (B, d, h)), query rows z (B, m, d) -> (B, m, d); T(z)_i depends on z_parents(i) only.
 
         ``nodes`` (a 1-D index tensor): compute T(z)_nodes only, (B, m, len(nodes)), attending over the
         embeddings of those nodes and their parents only. Each node's output is the same function of its
         parents as in the full call; the fixed-point solver uses it to settle one topological generation per
         pass at a fraction of the cost of a full pass."""
-        allowed = parents_mask(adj)
-        codebook, position, cond = self.to_codebook(code), self.to_position(code), self.to_condition(code)
+        allowed, mu = parents_mask(adj), code.mu
+        codebook, position, cond = self.to_codebook(mu), self.to_position(mu), self.to_condition(mu)
         stream_position = position
+        if self.linear:
+            gate, coef, mean_in = self.linear_gate(mu).squeeze(-1), code.linear_coef, code.linear_mean
+            mean_out = mean_in
         if nodes is not None:
             attended = allowed[:, nodes].any(dim=1).any(dim=0)
             attended[nodes] = True
             cols = attended.nonzero().squeeze(-1)
             allowed, cond, stream_position = allowed[:, nodes][:, :, cols], cond[:, nodes], position[:, nodes]
             z, codebook, position = z[:, :, cols], codebook[:, cols], position[:, cols]
+            if self.linear:
+                gate, coef = gate[:, nodes], coef[:, nodes][:, :, cols]
+                mean_in, mean_out = mean_in[:, :, cols], mean_out[:, :, nodes]
         keys = self.key_norm(z.unsqueeze(-1) * codebook[:, None] + position[:, None])
         stream = stream_position[:, None].expand(keys.shape[0], keys.shape[1], -1, -1)
         for block in self.blocks:
             stream = block(stream, keys, cond, allowed)
-        return self.readout(self.final_norm(stream)).squeeze(-1)
+        t = self.readout(self.final_norm(stream)).squeeze(-1)
+        if not self.linear:
+            return t
+        fit = (z.float() - mean_in) @ coef.transpose(1, 2) + mean_out
+        return t + gate[:, None] * fit
 
 
 class CondFiP(nn.Module):
@@ -254,9 +330,9 @@ class CondFiP(nn.Module):
         self.encoder = DatasetEncoder(cfg)
         self.decoder = FixedPointDecoder(cfg)
 
-    def dataset_code(self, context: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    def dataset_code(self, context: torch.Tensor, adj: torch.Tensor) -> DatasetCode:
         hidden, _ = self.encoder(context, adj)
-        return self.decoder.dataset_code(hidden, adj)
+        return self.decoder.dataset_code(hidden, adj, context)
 
     def forward(self, context: torch.Tensor, z: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         """T(z) for query rows z given the context dataset: (B, n, d), (B, m, d), (B, d, d) -> (B, m, d)."""

@@ -24,6 +24,7 @@ import torch
 
 from condfip.atomic import atomic_write
 from condfip.errors import InputError
+from condfip.model import DatasetCode
 
 FORMAT_VERSION = 1
 METADATA_KEY = "condfip_scm"
@@ -69,8 +70,11 @@ def save_scm(scm, path: str | os.PathLike) -> Path:
         "context": torch.as_tensor(np.ascontiguousarray(scm.context.to_numpy(dtype=np.float64))),
         "mean": torch.as_tensor(np.asarray(scm.mean, dtype=np.float64)),
         "std": torch.as_tensor(np.asarray(scm.std, dtype=np.float64)),
-        "code": scm.code.detach().contiguous().clone(),
+        "code": scm.code.mu.detach().contiguous().clone(),
     }
+    if scm.code.linear_coef is not None:
+        tensors["linear_coef"] = scm.code.linear_coef.contiguous().clone()
+        tensors["linear_mean"] = scm.code.linear_mean.contiguous().clone()
     from safetensors.torch import save_file
 
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
@@ -143,7 +147,11 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
                       default_n=int(meta["default_n"]))
     scm.mean = tensors["mean"].numpy().copy()
     scm.std = tensors["std"].numpy().copy()
-    scm.code = tensors["code"].clone()
+    linear = (tensors["linear_coef"].clone(), tensors["linear_mean"].clone()) if "linear_coef" in tensors else ()
+    if bool(linear) != bool(card["model"].get("decoder_linear")):
+        raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (linear fit "
+                         f"{'saved' if linear else 'missing'}); fix: infer the SCM again")
+    scm.code = DatasetCode(tensors["code"].clone(), *linear)
     if meta.get("interventions"):
         scm = scm.do({node: float(value) for node, value in meta["interventions"].items()})
     return scm

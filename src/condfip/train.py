@@ -121,7 +121,7 @@ def phase_loss(model: CondFiP, batch: dict, encoder_phase: bool) -> torch.Tensor
     n = batch["n_context"]
     with torch.no_grad():
         hidden, _ = model.encoder(batch["x"][:, :n], batch["adj"])
-    code = model.decoder.dataset_code(hidden, batch["adj"])
+    code = model.decoder.dataset_code(hidden, batch["adj"], batch["x"][:, :n])
     t_hat = model.decoder(code, batch["x"][:, n:], batch["adj"])
     return (t_hat - batch["f"][:, n:]).pow(2).mean()
 
