@@ -17,6 +17,8 @@ P and a condition c. A query row z is embedded as ``z_i C_i + P_i``; a stream th
 blocks of DAG-masked attention whose keys/values are that embedding in every layer (never the updated
 stream: that would let a node see its grandparents) and an MLP, each modulated by adaptive LayerNorm from c
 (shift, scale, zero-initialised gate). ``Linear(h, 1)`` reads T(z)_i, which depends on z_parents(i) only.
+Optionally (``decoder_linear``) T(z)_i adds g_i times node i's least-squares fit on its parents over the
+context (the coefficients travel in the ``DatasetCode``), with the gate g_i read from mu_i and zero at first.
 
 Roots have no parents: attention uses FiP's normaliser ``max(sum_j exp(s_j), 1)`` in its stable form, so a
 root's attention output is exactly zero.
