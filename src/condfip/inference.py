@@ -1,7 +1,9 @@
 """Zero-shot inference: a dataset and its DAG in, an SCM out, in one forward pass of the network.
 
 ``ZeroShotModel.infer`` standardises the context with its own statistics, runs the encoder and the decoder's
-code blocks once (no optimiser, no regression) and returns an ``InferredSCM`` whose mechanisms are the
+code blocks once (no optimiser, no training; the only per-dataset computations are closed-form statistics of
+the context inside the network: pair moments and, in the shipped weights, each node's least-squares fit on its
+parents, which the network gates) and returns an ``InferredSCM`` whose mechanisms are the
 decoder's ``T`` in the user's units: ``f(x) = mean + std * T((x - mean) / std)``.
 """
 
