@@ -171,7 +171,7 @@ Shift = Annotated[list[str] | None, typer.Option("--shift", help="Shift interven
                                                  "x_node + DELTA (repeatable).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Refined = Annotated[bool, typer.Option("--refined", help="The hybrid condfip+ols: add least-squares corrections "
-                                       "on the parents, fitted on DATA after the network (README).")]
+                                       "on the parents, fitted on DATA (not zero-shot; README).")]
 
 
 def sample(

@@ -1,9 +1,7 @@
 """Zero-shot inference: a dataset and its DAG in, an SCM out, in one forward pass of the network.
 
 ``ZeroShotModel.infer`` standardises the context with its own statistics, runs the encoder and the decoder's
-code blocks once (no optimiser, no training; the only per-dataset computations are closed-form statistics of
-the context inside the network: pair moments and, in the shipped weights, each node's least-squares fit on its
-parents, which the network gates) and returns an ``InferredSCM`` whose mechanisms are the
+code blocks once (no optimiser, no regression) and returns an ``InferredSCM`` whose mechanisms are the
 decoder's ``T`` in the user's units: ``f(x) = mean + std * T((x - mean) / std)``.
 """
 
@@ -19,7 +17,7 @@ import torch
 from condfip.errors import InputError
 from condfip.inputs import read_data, read_graph, validate
 from condfip.model import CondFiP
-from condfip.pretrained import build_network
+from condfip.pretrained import LSQ_WEIGHTS_DIR, build_network
 from condfip.report import check_memory
 from condfip.scm import SCM
 
@@ -195,7 +193,14 @@ class ZeroShotModel:
         return LeastSquaresRefinedSCM(self.infer(data, graph, **kwargs))
 
 
-def load_pretrained(path: str | Path | None = None) -> ZeroShotModel:
-    """The shipped weights (no network access), or exported weights at ``path`` (folder or .safetensors)."""
-    network, card = build_network(path)
+def load_pretrained(path: str | Path | None = None, *, lsq: bool = False) -> ZeroShotModel:
+    """The shipped weights (no network access), or exported weights at ``path`` (folder or .safetensors).
+
+    ``lsq=True``: the shipped hybrid ``condfip-lsq`` instead, a network that is also handed each node's
+    least-squares fit on its parents over the context and gates it (``condfip.model.linear_parent_fit``). Its
+    ``infer`` is still one pass with no optimiser, but that pass contains a regression, so it is not the
+    regression-free zero-shot model and is reported apart (README, docs/results/full-lsq)."""
+    if lsq and path is not None:
+        raise InputError("load_pretrained got both a weights path and lsq=True; fix: pass one of them")
+    network, card = build_network(LSQ_WEIGHTS_DIR if lsq else path)
     return ZeroShotModel(network, card)

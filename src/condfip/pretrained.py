@@ -15,6 +15,9 @@ from condfip.errors import InputError
 from condfip.model import CondFiP, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+# the hybrid condfip-lsq: a network whose forward pass also fits each node on its parents by least squares
+# (ModelConfig.linear_feature / decoder_linear), so not regression-free; named and benchmarked apart
+LSQ_WEIGHTS_DIR = Path(__file__).parent / "weights_lsq"
 WEIGHTS_FILE = "condfip.safetensors"
 CARD_FILE = "condfip.json"
 FORMAT_VERSION = 1

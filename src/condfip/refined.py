@@ -1,8 +1,7 @@
 """condfip + least squares: a zero-shot SCM whose mechanisms get a per-node linear correction fitted on the context.
 
 A hybrid, named and benchmarked apart from ``condfip`` (bench method ``condfip+ols``): ``infer`` stays one forward
-pass of the network with no per-dataset training (its closed-form least-squares features are inputs the
-network gates, see ``condfip.model``); this adds a classical estimate on top of its answer. For each
+pass of the network with no per-dataset fitting; this adds a classical estimate on top of its answer. For each
 node i, the residual of the zero-shot mechanism on the context rows, ``x_i - f_i(x)``, is regressed by least
 squares on an intercept and x's parents of i, and that fit is added to ``f_i``:
 

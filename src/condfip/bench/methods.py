@@ -5,8 +5,7 @@ then asked everything through the one SCM interface.
 - ``condfip-decoder`` / ``condfip-encoder``: the same network forced to abduct noise with the decoder
   (``x - T(x)``) or the encoder head; ``condfip`` uses the model card's default (the better on validation).
 - ``condfip+ols``: the hybrid ``model.infer_refined``: ``condfip`` plus per-node least-squares corrections on
-  the parents fitted on the context (``condfip.refined``): a correction outside the trained network, so
-  reported apart.
+  the parents fitted on the context (``condfip.refined``); not zero-shot, so reported apart.
 - ``dowhy``: DoWhy-gcm, auto-assigned mechanisms + fit (``condfip.baselines.DoWhySCM``), in a worker process
   with a per-fit time limit when ``timeout`` is set.
 - ``ols-parents``: least squares with intercept on the true parents (``condfip.baselines.OLSParentsSCM``).
