@@ -224,6 +224,14 @@ def test_save_load_keeps_the_decoders_least_squares_fit(data, tmp_path):
     assert np.array_equal(loaded.noise(data).to_numpy(), scm.noise(data).to_numpy())
 
 
+def test_an_scm_of_the_hybrid_lsq_weights_loads_without_naming_them(data, tmp_path):
+    scm = condfip.load_pretrained(lsq=True).infer(data, make_graph())
+    scm.save(tmp_path / "lsq.safetensors")
+    loaded = load_scm(tmp_path / "lsq.safetensors")
+    assert loaded.card["sha256"] == scm.card["sha256"] != condfip.load_pretrained().sha256
+    assert np.array_equal(loaded.sample(30, seed=1).to_numpy(), scm.sample(30, seed=1).to_numpy())
+
+
 def test_save_keeps_hard_interventions_and_refuses_shifts(scm, weights, tmp_path):
     intervened = scm.do({"a": 2.0})
     intervened.save(tmp_path / "do.safetensors")

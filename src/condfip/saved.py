@@ -114,13 +114,17 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
     """An SCM saved by ``scm.save(path)``, on the shipped weights or the weights folder/file ``weights``.
-    The weights must be the ones it was inferred with (same sha256)."""
+    The weights must be the ones it was inferred with (same sha256); without ``weights``, an SCM inferred with
+    the shipped hybrid ``condfip-lsq`` loads on it."""
     from condfip.inference import InferredSCM
-    from condfip.pretrained import _weights_paths, build_network, sha256
+    from condfip.pretrained import CARD_FILE, LSQ_WEIGHTS_DIR, _weights_paths, build_network, sha256
     from condfip.report import check_memory
 
     path = Path(path)
     meta, tensors = _read(path)
+    lsq_sha256 = json.loads((LSQ_WEIGHTS_DIR / CARD_FILE).read_text())["sha256"]
+    if weights is None and meta.get("weights_sha256") == lsq_sha256:
+        weights = LSQ_WEIGHTS_DIR
     network, card = build_network(weights)
     weights_file = _weights_paths(weights)[0]
     actual = card.get("sha256") or sha256(weights_file)  # build_network checked the card's sha256 on the file
