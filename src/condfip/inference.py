@@ -1,7 +1,8 @@
 """Zero-shot inference: a dataset and its DAG in, an SCM out, in one forward pass of the network.
 
 ``ZeroShotModel.infer`` standardises the context with its own statistics, runs the encoder and the decoder's
-code blocks once (no optimiser, no regression) and returns an ``InferredSCM`` whose mechanisms are the
+code blocks once (no optimiser, no regression; the hybrid ``condfip-lsq`` weights, ``load_pretrained(lsq=True)``,
+do fit each node on its parents inside that pass) and returns an ``InferredSCM`` whose mechanisms are the
 decoder's ``T`` in the user's units: ``f(x) = mean + std * T((x - mean) / std)``.
 """
 

@@ -19,6 +19,8 @@ stream: that would let a node see its grandparents) and an MLP, each modulated b
 (shift, scale, zero-initialised gate). ``Linear(h, 1)`` reads T(z)_i, which depends on z_parents(i) only.
 Optionally (``decoder_linear``) T(z)_i adds g_i times node i's least-squares fit on its parents over the
 context (the coefficients travel in the ``DatasetCode``), with the gate g_i read from mu_i and zero at first.
+Both least-squares options put a regression inside the forward pass: the default shipped weights have them off;
+the hybrid ``condfip-lsq`` weights (``load_pretrained(lsq=True)``) have them on.
 
 Roots have no parents: attention uses FiP's normaliser ``max(sum_j exp(s_j), 1)`` in its stable form, so a
 root's attention output is exactly zero.
