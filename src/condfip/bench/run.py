@@ -40,7 +40,8 @@ from condfip.bench.suites import (
 from condfip.bench.tasks import TASKS, run_tasks
 
 PARTS = ("synthetic", "sachs", "scale")
-SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy", "ols-parents", "zero-noise", "oracle")
+SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "condfip-lsq", "dowhy",
+                       "ols-parents", "zero-noise", "oracle")
 
 
 @dataclass
@@ -172,7 +173,8 @@ class Bench:
         self.methods = Methods(weights=cfg.weights, dowhy_timeout=cfg.dowhy_timeout)
         self.sha = self.methods.weights_sha256 if any(m.startswith("condfip") for m in cfg.methods) else None
         stale = [r for r in self.records
-                 if r["method"].startswith("condfip") and self.sha and r.get("weights_sha256") != self.sha]
+                 if r["method"].startswith("condfip") and self.sha
+                 and r.get("weights_sha256") != self.methods.sha256_of(r["method"])]
         if stale:
             print(f"dropping {len(stale)} condfip records of other weights from {self.path}", file=sys.stderr)
             self.records = [r for r in self.records if r not in stale]
@@ -188,7 +190,7 @@ class Bench:
     def _common(self, method: str) -> dict:
         out = {"load1": _load()}
         if method.startswith("condfip"):
-            out["weights_sha256"] = self.sha
+            out["weights_sha256"] = self.methods.sha256_of(method)
         return out
 
     # -- synthetic --
