@@ -302,9 +302,9 @@ class FixedPointDecoder(nn.Module):
         allowed, mu = parents_mask(adj), code.mu
         codebook, position, cond = self.to_codebook(mu), self.to_position(mu), self.to_condition(mu)
         stream_position = position
-        if self.linear:
-            gate, coef, mean_in = self.linear_gate(mu).squeeze(-1), code.linear_coef, code.linear_mean
-            mean_out = mean_in
+        if self.linear:  # the fit as z @ coef^T + offset, so a subset of nodes is a subset of rows and columns
+            gate, coef = self.linear_gate(mu).squeeze(-1), code.linear_coef
+            offset = code.linear_mean - code.linear_mean @ coef.transpose(1, 2)
         if nodes is not None:
             attended = allowed[:, nodes].any(dim=1).any(dim=0)
             attended[nodes] = True
@@ -312,8 +312,7 @@ class FixedPointDecoder(nn.Module):
             allowed, cond, stream_position = allowed[:, nodes][:, :, cols], cond[:, nodes], position[:, nodes]
             z, codebook, position = z[:, :, cols], codebook[:, cols], position[:, cols]
             if self.linear:
-                gate, coef = gate[:, nodes], coef[:, nodes][:, :, cols]
-                mean_in, mean_out = mean_in[:, :, cols], mean_out[:, :, nodes]
+                gate, coef, offset = gate[:, nodes], coef[:, nodes][:, :, cols], offset[:, :, nodes]
         keys = self.key_norm(z.unsqueeze(-1) * codebook[:, None] + position[:, None])
         stream = stream_position[:, None].expand(keys.shape[0], keys.shape[1], -1, -1)
         for block in self.blocks:
@@ -321,8 +320,7 @@ class FixedPointDecoder(nn.Module):
         t = self.readout(self.final_norm(stream)).squeeze(-1)
         if not self.linear:
             return t
-        fit = (z.float() - mean_in) @ coef.transpose(1, 2) + mean_out
-        return t + gate[:, None] * fit
+        return t + gate[:, None] * (z.float() @ coef.transpose(1, 2) + offset)
 
 
 class CondFiP(nn.Module):

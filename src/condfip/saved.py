@@ -122,9 +122,9 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
 
     path = Path(path)
     meta, tensors = _read(path)
-    lsq_sha256 = json.loads((LSQ_WEIGHTS_DIR / CARD_FILE).read_text())["sha256"]
-    if weights is None and meta.get("weights_sha256") == lsq_sha256:
-        weights = LSQ_WEIGHTS_DIR
+    if weights is None:  # the default weights, unless the SCM was inferred with the shipped hybrid
+        lsq_card = json.loads((LSQ_WEIGHTS_DIR / CARD_FILE).read_text())
+        weights = LSQ_WEIGHTS_DIR if meta.get("weights_sha256") == lsq_card["sha256"] else None
     network, card = build_network(weights)
     weights_file = _weights_paths(weights)[0]
     actual = card.get("sha256") or sha256(weights_file)  # build_network checked the card's sha256 on the file
