@@ -23,6 +23,8 @@ TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_l
 DEEP = ModelConfig(width=16, heads=2, encoder_layers=2, code_layers=1, decoder_layers=2, mlp_ratio=2)
 NODE_HEADS = ModelConfig(width=16, heads=2, node_heads=8, encoder_layers=2, code_layers=1, decoder_layers=2)
 PAIRS = ModelConfig(width=16, heads=2, pair_features=4, encoder_layers=2, code_layers=1, decoder_layers=2)
+PAIR_VALUES = ModelConfig(width=16, heads=2, pair_features=4, pair_values=True, encoder_layers=2, code_layers=1,
+                          decoder_layers=2)
 LINEAR = ModelConfig(width=16, heads=2, pair_features=4, linear_feature=True, decoder_linear=True, encoder_layers=2,
                      code_layers=1, decoder_layers=2)
 
@@ -75,6 +77,8 @@ def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> Con
         for block in [*model.encoder.node_blocks, *model.decoder.node_blocks]:
             if block.pair is not None:
                 nn.init.normal_(block.pair.to_heads.weight, std=1.0)
+                if block.pair.to_gains is not None:
+                    nn.init.normal_(block.pair.to_gains.weight, std=1.0)
         for name, param in model.named_parameters():
             if "linear" in name:
                 nn.init.normal_(param, std=0.5)
@@ -203,8 +207,8 @@ def _perturb(x: torch.Tensor, nodes, seed: int = 9) -> torch.Tensor:
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS, PAIRS, LINEAR],
-                         ids=["1-layer", "2-layer", "8-node-heads", "pairs", "linear"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS, PAIRS, PAIR_VALUES, LINEAR],
+                         ids=["1-layer", "2-layer", "8-node-heads", "pairs", "pair-values", "linear"])
 def test_encoder_ignores_non_ancestors_and_depends_on_parents(cfg):
     model, x, adj = _model(cfg), _data(), _adj()
     _, f_hat = model.encoder(x, adj)
@@ -332,7 +336,7 @@ def test_permuting_nodes_without_the_graph_changes_outputs():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, LINEAR], ids=["2-layer", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR], ids=["2-layer", "pair-values", "linear"])
 def test_context_row_order_does_not_change_the_dataset_code(cfg):
     model, x, adj = _model(cfg), _data(n=9), _adj()
     rows = torch.randperm(9, generator=torch.Generator().manual_seed(0))
@@ -400,7 +404,7 @@ def test_same_seed_same_initialisation_and_outputs():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIRS, LINEAR], ids=["2-layer", "pairs", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIRS, PAIR_VALUES, LINEAR], ids=["2-layer", "pairs", "pair-values", "linear"])
 def test_appended_rows_mask_gives_each_row_what_the_context_and_that_row_alone_give(cfg):
     """With the mask the context rows' predictions are those of the context alone, and each appended row's
     prediction is the same whatever other rows are appended with it."""
@@ -427,6 +431,54 @@ def test_pair_bias_changes_the_encoder_only_once_trained():
     nn.init.normal_(paired.encoder.node_blocks[0].pair.to_heads.weight, std=1.0)
     changed = paired.encoder(x, adj)[1]
     assert (changed - plain.encoder(x, adj)[1]).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_pair_values_change_the_network_only_once_trained():
+    """The pair weights start at zero (a warm start that switches them on computes what the weights did
+    before); once trained they change the encoder's predictions and the dataset code."""
+    from condfip.pretrained import grow_state
+
+    plain = _model(PAIRS)
+    grown = CondFiP(PAIR_VALUES).eval()
+    grown.load_state_dict(grow_state(plain.state_dict(), PAIRS, PAIR_VALUES))
+    x, adj, z = _data(n=8), _adj(), _data(n=3, seed=2)
+    torch.testing.assert_close(grown.encoder(x, adj)[1], plain.encoder(x, adj)[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(grown(x, z, adj), plain(x, z, adj), rtol=0, atol=1e-6)
+    nn.init.normal_(grown.encoder.node_blocks[0].pair.to_gains.weight, std=1.0)
+    assert (grown.encoder(x, adj)[1] - plain.encoder(x, adj)[1]).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_pair_values_add_a_signed_sum_over_the_parents_only():
+    """A node attention block with pair weights adds sum_j g_ij v_j over the parents to the softmax mean:
+    weights of either sign pass through (a softmax mean could not return a negative multiple of a parent), and
+    a root's attention output stays exactly zero."""
+    block = _model(PAIR_VALUES).encoder.node_blocks[0]
+    gen = torch.Generator().manual_seed(5)
+    x, adj = torch.randn(1, D, 6, 16, generator=gen), _adj()[:1]
+    allowed = adj.transpose(1, 2)
+    normed = block.ln1(x)
+    _, _, v = block.qkv(normed).view(1, D, 6, 3, block.heads, 8).permute(3, 0, 2, 4, 1, 5)
+    bias, gains = block.pair(normed)
+    assert (gains < 0).any() and (gains > 0).any()
+    from condfip.model import dag_attention
+
+    q, k, _ = block.qkv(normed).view(1, D, 6, 3, block.heads, 8).permute(3, 0, 2, 4, 1, 5)
+    softmax_part = dag_attention(q, k, v, allowed[:, None, None], bias)
+    attended = softmax_part + torch.einsum("bxhij,bnhje->bnhie", gains * allowed[:, None, None], v)
+    expected = x + block.out(attended.permute(0, 3, 1, 2, 4).reshape(1, D, 6, 16))
+    expected = expected + block.mlp(block.ln2(expected))
+    torch.testing.assert_close(block(x, allowed), expected, rtol=1e-5, atol=1e-5)
+    roots = [i for i in range(D) if not _parents(i)]
+    assert torch.all(attended[:, :, :, roots] == 0) and (attended[:, :, :, 3] != 0).any()
+
+
+def test_pair_values_need_the_pair_statistics():
+    from condfip.errors import InputError
+
+    with pytest.raises(InputError, match="pair_features > 0"):
+        ModelConfig(pair_values=True)
 
 
 # ---- least-squares features -----------------------------------------------------------------------------

@@ -6,7 +6,10 @@ Shapes: B datasets, n samples (rows), d nodes, h width. Graph masks are forward 
 Encoder: every scalar x[s, i] is a token. Blocks alternate attention across samples (per node, no mask)
 and attention across nodes (per sample, parents only). A head predicts f(x) per token. Optionally
 (``pair_features``) the scores across nodes get a bias per node pair from second moments over the samples
-(``PairBias``), which a score computed row by row cannot see. Optionally (``linear_feature``) each token also
+(``PairBias``), which a score computed row by row cannot see; with ``pair_values`` the same statistics also
+give every (node, parent) pair a signed weight g_ij per head, and the block adds sum_j g_ij v_j over the parents
+(a learned, unnormalised second attention path: a softmax mean of the parents cannot carry signed, pair-specific
+coefficients such as a linear mechanism's). Optionally (``linear_feature``) each token also
 gets the least-squares fit of its node on its parents over the samples (``linear_parent_fit``), embedded into
 the token and added to the head's f(x) through a per-token gate: attention averages parents, it does not solve
 the linear system a regression on several correlated parents needs.
@@ -36,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -43,6 +48,7 @@ class ModelConfig:
     heads: int = 2  # 2 heads: half the softmax work of 4 over samples on CPU, same width
     node_heads: int | None = None  # heads of the encoder's and code blocks' attention across nodes; None: heads
     pair_features: int = 0  # c > 0: node attention scores get a bias from c*c sample statistics per node pair
+    pair_values: bool = False  # node attention also adds sum over parents of g_ij v_j, g_ij from those statistics
     linear_feature: bool = False  # encoder tokens get each node's least-squares fit on its parents (see above)
     decoder_linear: bool = False  # T(z) adds a gated least-squares fit on the parents, fitted on the context
     encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
@@ -50,6 +56,10 @@ class ModelConfig:
     decoder_layers: int = 3
     mlp_ratio: int = 2
     max_context: int = 1000  # larger contexts are subsampled at inference
+
+    def __post_init__(self):
+        if self.pair_values and not self.pair_features:
+            raise InputError("ModelConfig: pair_values needs the pair statistics; set pair_features > 0 (e.g. 8)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,15 +176,18 @@ class NodeAttention(AttentionBlock):
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.heads = cfg.node_heads or cfg.heads
-        self.pair = PairBias(cfg.width, cfg.pair_features, self.heads) if cfg.pair_features else None
+        self.pair = PairBias(cfg.width, cfg.pair_features, self.heads, cfg.pair_values) if cfg.pair_features else None
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, pair_rows: torch.Tensor | None = None) -> torch.Tensor:
         """``pair_rows`` (n,) bool, optional: the rows whose statistics make the pair bias (default all)."""
         B, d, n, h = x.shape
         normed = self.ln1(x)
         q, k, v = self.qkv(normed).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 2, 4, 1, 5)
-        bias = None if self.pair is None else self.pair(normed if pair_rows is None else normed[:, :, pair_rows])
+        bias, gains = (None, None) if self.pair is None else self.pair(
+            normed if pair_rows is None else normed[:, :, pair_rows])
         a = dag_attention(q, k, v, allowed[:, None, None], bias)  # (B, n, heads, d, e)
+        if gains is not None:  # signed weights over the parents only: a root still gets exactly zero
+            a = a + (gains * allowed[:, None, None]).to(v.dtype) @ v
         x = x + self.out(a.permute(0, 3, 1, 2, 4).reshape(B, d, n, h))
         return x + self.mlp(self.ln2(x))
 
@@ -182,20 +195,28 @@ class NodeAttention(AttentionBlock):
 class PairBias(nn.Module):
     """A per-head score bias for every node pair (i, j) from the sample means of products of c features of
     node i and c of node j: second moments such as cov(x_i, x_j), which a score q_i . k_j, computed row by row,
-    cannot see. The output layer starts at zero, so adding it to trained weights changes nothing at first."""
+    cannot see. With ``values``, the same moments also give a per-head signed weight g_ij for the pair (see
+    ``NodeAttention``). The output layers start at zero, so adding them to trained weights changes nothing at
+    first."""
 
-    def __init__(self, width: int, features: int, heads: int):
+    def __init__(self, width: int, features: int, heads: int, values: bool = False):
         super().__init__()
         self.left, self.right = nn.Linear(width, features), nn.Linear(width, features)
         self.to_heads = nn.Linear(features * features, heads)
-        nn.init.zeros_(self.to_heads.weight)
-        nn.init.zeros_(self.to_heads.bias)
+        self.to_gains = nn.Linear(features * features, heads) if values else None
+        for layer in (self.to_heads, self.to_gains):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, d, n, h) -> bias (B, 1, heads, d, d), laid out for ``dag_attention`` over (B, n, heads, d, e)."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, d, n, h) -> score bias and pair weights (None without ``values``), each (B, 1, heads, d, d),
+        laid out for ``dag_attention`` over (B, n, heads, d, e)."""
         B, d, n, _ = x.shape
-        moments = torch.einsum("bisc,bjsk->bijck", self.left(x), self.right(x)) / n
-        return self.to_heads(moments.reshape(B, d, d, -1)).permute(0, 3, 1, 2).unsqueeze(1)
+        moments = torch.einsum("bisc,bjsk->bijck", self.left(x), self.right(x)).reshape(B, d, d, -1) / n
+        bias = self.to_heads(moments).permute(0, 3, 1, 2).unsqueeze(1)
+        gains = None if self.to_gains is None else self.to_gains(moments).permute(0, 3, 1, 2).unsqueeze(1)
+        return bias, gains
 
 
 class DatasetEncoder(nn.Module):
