@@ -224,6 +224,18 @@ def test_save_load_keeps_the_decoders_least_squares_fit(data, tmp_path):
     assert np.array_equal(loaded.noise(data).to_numpy(), scm.noise(data).to_numpy())
 
 
+def test_save_load_keeps_the_decoders_parent_weights(data, tmp_path):
+    """Weights with the regression-free parent weights: they are part of the saved code and come back."""
+    pair_weights = make_weights(tmp_path / "pairs", pairs=True)
+    scm = condfip.load_pretrained(pair_weights).infer(data, make_graph())
+    scm.save(tmp_path / "pairs.safetensors")
+    loaded = load_scm(tmp_path / "pairs.safetensors", weights=pair_weights)
+    torch.testing.assert_close(loaded.code.pair_coef, scm.code.pair_coef, rtol=0, atol=0)
+    assert np.array_equal(loaded.sample(50, seed=7).to_numpy(), scm.sample(50, seed=7).to_numpy())
+    assert np.array_equal(loaded.counterfactual(data, {"a": 0.5}).to_numpy(),
+                          scm.counterfactual(data, {"a": 0.5}).to_numpy())
+
+
 def test_an_scm_of_the_hybrid_lsq_weights_loads_without_naming_them(data, tmp_path):
     scm = condfip.load_pretrained(lsq=True).infer(data, make_graph())
     scm.save(tmp_path / "lsq.safetensors")

@@ -23,8 +23,9 @@ TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_l
 DEEP = ModelConfig(width=16, heads=2, encoder_layers=2, code_layers=1, decoder_layers=2, mlp_ratio=2)
 NODE_HEADS = ModelConfig(width=16, heads=2, node_heads=8, encoder_layers=2, code_layers=1, decoder_layers=2)
 PAIRS = ModelConfig(width=16, heads=2, pair_features=4, encoder_layers=2, code_layers=1, decoder_layers=2)
-PAIR_VALUES = ModelConfig(width=16, heads=2, pair_features=4, pair_values=True, encoder_layers=2, code_layers=1,
-                          decoder_layers=2)
+# the regression-free pair options: signed parent weights in node attention and in the decoder
+PAIR_VALUES = ModelConfig(width=16, heads=2, pair_features=4, pair_values=True, decoder_pair_weights=True,
+                          encoder_layers=2, code_layers=1, decoder_layers=2)
 LINEAR = ModelConfig(width=16, heads=2, pair_features=4, linear_feature=True, decoder_linear=True, encoder_layers=2,
                      code_layers=1, decoder_layers=2)
 
@@ -80,7 +81,7 @@ def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> Con
                 if block.pair.to_gains is not None:
                     nn.init.normal_(block.pair.to_gains.weight, std=1.0)
         for name, param in model.named_parameters():
-            if "linear" in name:
+            if "linear" in name or "pair_weights.mlp.2" in name:
                 nn.init.normal_(param, std=0.5)
     return model.eval()
 
@@ -245,7 +246,7 @@ def test_two_layer_encoder_reaches_grandparents():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP, LINEAR], ids=["1-layer", "2-layer", "linear"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, PAIR_VALUES, LINEAR], ids=["1-layer", "2-layer", "pair-values", "linear"])
 def test_decoder_depends_on_parents_only(cfg):
     model, x, adj = _model(cfg), _data(n=6), _adj()
     code = model.dataset_code(x, adj)
@@ -266,7 +267,7 @@ def test_decoder_depends_on_parents_only(cfg):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, LINEAR], ids=["2-layer", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR], ids=["2-layer", "pair-values", "linear"])
 @pytest.mark.parametrize("nodes", [[0], [3, 6], [2, 5], list(range(D))])
 def test_decoder_on_a_subset_of_nodes_equals_the_full_call(nodes, cfg):
     """The fixed point computes one topological generation at a time: the subset call must give the same
@@ -302,7 +303,7 @@ def test_full_model_prediction_for_node_ignores_query_of_non_parents():
 
 # ---- equivariance -------------------------------------------------------------------------------------
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, LINEAR], ids=["2-layer", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR], ids=["2-layer", "pair-values", "linear"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_node_permutation_equivariance(seed, cfg):
     model, x, adj = _model(cfg, seed=seed), _data(n=6), _adj()
@@ -319,6 +320,8 @@ def test_node_permutation_equivariance(seed, cfg):
     torch.testing.assert_close(code_p.mu, code.mu[:, perm], rtol=1e-5, atol=1e-5)
     if cfg.decoder_linear:
         torch.testing.assert_close(code_p.linear_coef, code.linear_coef[:, perm][:, :, perm], rtol=1e-4, atol=1e-5)
+    if cfg.decoder_pair_weights:
+        torch.testing.assert_close(code_p.pair_coef, code.pair_coef[:, perm][:, :, perm], rtol=1e-4, atol=1e-5)
 
     t, t_p = model.decoder(code, z, adj), model.decoder(code_p, zp, adjp)
     torch.testing.assert_close(t_p, t[..., perm], rtol=1e-5, atol=1e-5)
@@ -347,6 +350,8 @@ def test_context_row_order_does_not_change_the_dataset_code(cfg):
         torch.testing.assert_close(shuffled.linear_mean, code.linear_mean, rtol=1e-5, atol=1e-5)
     else:
         assert shuffled.linear_coef is None
+    if cfg.decoder_pair_weights:
+        torch.testing.assert_close(shuffled.pair_coef, code.pair_coef, rtol=1e-4, atol=1e-5)
     _, f_hat = model.encoder(x, adj)
     _, f_hat_p = model.encoder(x[:, rows], adj)
     torch.testing.assert_close(f_hat_p, f_hat[:, rows], rtol=1e-5, atol=1e-5)
@@ -447,6 +452,29 @@ def test_pair_values_change_the_network_only_once_trained():
     torch.testing.assert_close(grown(x, z, adj), plain(x, z, adj), rtol=0, atol=1e-6)
     nn.init.normal_(grown.encoder.node_blocks[0].pair.to_gains.weight, std=1.0)
     assert (grown.encoder(x, adj)[1] - plain.encoder(x, adj)[1]).abs().max() > 1e-4
+    decoded = grown(x, z, adj)
+    nn.init.normal_(grown.decoder.pair_weights.mlp[2].weight, std=1.0)
+    assert (grown(x, z, adj) - decoded).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_decoder_pair_weights_add_a_signed_linear_term_in_the_parents():
+    """With the readout silenced, T(z) is z @ pair_coef^T: the weights are exactly 0 off the parents, carry
+    either sign, and the subset call returns the same term."""
+    model, x, adj, z = _model(PAIR_VALUES), _data(n=12), _adj(), _data(n=4, seed=2)
+    nn.init.zeros_(model.decoder.readout.weight)
+    nn.init.zeros_(model.decoder.readout.bias)
+    nn.init.zeros_(model.decoder.pair_weights.mlp[2].bias)
+    code = model.dataset_code(x, adj)
+    parents = adj.transpose(1, 2)
+    assert torch.all(code.pair_coef[~parents] == 0)
+    assert code.pair_coef[parents].std() > 1e-3  # they differ across pairs (the statistics differ)
+    model.decoder.pair_weights.mlp[2].weight.neg_()  # and take either sign: not a softmax mean
+    torch.testing.assert_close(model.dataset_code(x, adj).pair_coef, -code.pair_coef, rtol=0, atol=1e-6)
+    expected = z @ code.pair_coef.transpose(1, 2)
+    torch.testing.assert_close(model.decoder(code, z, adj), expected, rtol=0, atol=1e-5)
+    index = torch.tensor([3, 6])
+    torch.testing.assert_close(model.decoder(code, z, adj, nodes=index), expected[..., index], rtol=0, atol=1e-5)
 
 
 @torch.no_grad()
@@ -479,6 +507,8 @@ def test_pair_values_need_the_pair_statistics():
 
     with pytest.raises(InputError, match="pair_features > 0"):
         ModelConfig(pair_values=True)
+    with pytest.raises(InputError, match="decoder_pair_weights needs"):
+        ModelConfig(decoder_pair_weights=True)
 
 
 # ---- least-squares features -----------------------------------------------------------------------------

@@ -22,6 +22,9 @@ stream: that would let a node see its grandparents) and an MLP, each modulated b
 (shift, scale, zero-initialised gate). ``Linear(h, 1)`` reads T(z)_i, which depends on z_parents(i) only.
 Optionally (``decoder_linear``) T(z)_i adds g_i times node i's least-squares fit on its parents over the
 context (the coefficients travel in the ``DatasetCode``), with the gate g_i read from mu_i and zero at first.
+Optionally (``decoder_pair_weights``, regression-free) T(z)_i adds sum_j w_ij z_j over the parents, with w_ij a
+learned function (``PairWeights``, output layer zero at first) of the pair statistics of the context's code
+tokens: a softmax mean over the embedded parents cannot return a linear mechanism's signed coefficients.
 Both least-squares options put a regression inside the forward pass: the default shipped weights have them off;
 the hybrid ``condfip-lsq`` weights (``load_pretrained(lsq=True)``) have them on.
 
@@ -51,6 +54,7 @@ class ModelConfig:
     pair_values: bool = False  # node attention also adds sum over parents of g_ij v_j, g_ij from those statistics
     linear_feature: bool = False  # encoder tokens get each node's least-squares fit on its parents (see above)
     decoder_linear: bool = False  # T(z) adds a gated least-squares fit on the parents, fitted on the context
+    decoder_pair_weights: bool = False  # T(z) adds sum over parents of w_ij z_j, w_ij from the pair statistics
     encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
     code_layers: int = 1  # block pairs between the frozen encoder and the max-pool (trained with the decoder)
     decoder_layers: int = 3
@@ -58,8 +62,9 @@ class ModelConfig:
     max_context: int = 1000  # larger contexts are subsampled at inference
 
     def __post_init__(self):
-        if self.pair_values and not self.pair_features:
-            raise InputError("ModelConfig: pair_values needs the pair statistics; set pair_features > 0 (e.g. 8)")
+        for option in ("pair_values", "decoder_pair_weights"):
+            if getattr(self, option) and not self.pair_features:
+                raise InputError(f"ModelConfig: {option} needs the pair statistics; set pair_features > 0 (e.g. 8)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,11 +132,13 @@ def linear_parent_fit(x: torch.Tensor, adj: torch.Tensor, rows: torch.Tensor | N
 
 
 class DatasetCode(NamedTuple):
-    """What the decoder knows of a dataset: the per-node code ``mu`` (B, d, h) and, with ``decoder_linear``,
-    the least-squares fit of every node on its parents over the context (``linear_parent_coefficients``)."""
+    """What the decoder knows of a dataset: the per-node code ``mu`` (B, d, h); with ``decoder_linear``, the
+    least-squares fit of every node on its parents over the context (``linear_parent_coefficients``); with
+    ``decoder_pair_weights``, the learned parent weights ``pair_coef`` (B, d, d), [b, i, j] for parent j of i."""
     mu: torch.Tensor
     linear_coef: torch.Tensor | None = None
     linear_mean: torch.Tensor | None = None
+    pair_coef: torch.Tensor | None = None
 
 
 class MLP(nn.Module):
@@ -219,6 +226,27 @@ class PairBias(nn.Module):
         return bias, gains
 
 
+class PairWeights(nn.Module):
+    """A signed weight w_ij for every (node, parent) pair: the sample means of products of c features of node
+    i's and c of node j's tokens (as ``PairBias``) through a small MLP whose output layer starts at zero. A
+    learned function of the statistics, in one pass: nothing is fitted."""
+
+    def __init__(self, width: int, features: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.left, self.right = nn.Linear(width, features), nn.Linear(width, features)
+        self.mlp = nn.Sequential(nn.Linear(features * features, width), nn.GELU(), nn.Linear(width, 1))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Tokens x (B, d, n, h), ``allowed`` (B, d, d) (row i: the parents of i) -> weights (B, d, d), float32,
+        exactly 0 where not allowed."""
+        x = self.norm(x)
+        moments = torch.einsum("bisc,bjsk->bijck", self.left(x), self.right(x)).flatten(-2) / x.shape[2]
+        return self.mlp(moments).squeeze(-1).float() * allowed
+
+
 class DatasetEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -296,6 +324,7 @@ class FixedPointDecoder(nn.Module):
         self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.decoder_layers))
         self.final_norm = nn.LayerNorm(h)
         self.readout = nn.Linear(h, 1)
+        self.pair_weights = PairWeights(h, cfg.pair_features) if cfg.decoder_pair_weights else None
         self.linear = cfg.decoder_linear
         if cfg.decoder_linear:  # a per-node gate from the code, zero at first: switching it on changes nothing
             self.linear_gate = nn.Linear(h, 1)
@@ -308,9 +337,9 @@ class FixedPointDecoder(nn.Module):
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
             hidden = node_block(sample_block(hidden), allowed)
         mu = self.code_norm(hidden.amax(dim=2))
-        if not self.linear:
-            return DatasetCode(mu)
-        return DatasetCode(mu, *linear_parent_coefficients(context, adj))
+        linear = linear_parent_coefficients(context, adj) if self.linear else (None, None)
+        pair_coef = None if self.pair_weights is None else self.pair_weights(hidden, allowed)
+        return DatasetCode(mu, *linear, pair_coef)
 
     def forward(self, code: DatasetCode, z: torch.Tensor, adj: torch.Tensor,
                 nodes: torch.Tensor | None = None) -> torch.Tensor:
@@ -326,6 +355,7 @@ class FixedPointDecoder(nn.Module):
         if self.linear:  # the fit as z @ coef^T + offset, so a subset of nodes is a subset of rows and columns
             gate, coef = self.linear_gate(mu).squeeze(-1), code.linear_coef
             offset = code.linear_mean - code.linear_mean @ coef.transpose(1, 2)
+        pair_coef = code.pair_coef
         if nodes is not None:
             attended = allowed[:, nodes].any(dim=1).any(dim=0)
             attended[nodes] = True
@@ -334,14 +364,18 @@ class FixedPointDecoder(nn.Module):
             z, codebook, position = z[:, :, cols], codebook[:, cols], position[:, cols]
             if self.linear:
                 gate, coef, offset = gate[:, nodes], coef[:, nodes][:, :, cols], offset[:, :, nodes]
+            if pair_coef is not None:
+                pair_coef = pair_coef[:, nodes][:, :, cols]
         keys = self.key_norm(z.unsqueeze(-1) * codebook[:, None] + position[:, None])
         stream = stream_position[:, None].expand(keys.shape[0], keys.shape[1], -1, -1)
         for block in self.blocks:
             stream = block(stream, keys, cond, allowed)
         t = self.readout(self.final_norm(stream)).squeeze(-1)
-        if not self.linear:
-            return t
-        return t + gate[:, None] * (z.float() @ coef.transpose(1, 2) + offset)
+        if pair_coef is not None:
+            t = t + z.float() @ pair_coef.transpose(1, 2)
+        if self.linear:
+            t = t + gate[:, None] * (z.float() @ coef.transpose(1, 2) + offset)
+        return t
 
 
 class CondFiP(nn.Module):

@@ -75,6 +75,8 @@ def save_scm(scm, path: str | os.PathLike) -> Path:
     if scm.code.linear_coef is not None:
         tensors["linear_coef"] = scm.code.linear_coef.contiguous().clone()
         tensors["linear_mean"] = scm.code.linear_mean.contiguous().clone()
+    if scm.code.pair_coef is not None:
+        tensors["pair_coef"] = scm.code.pair_coef.contiguous().clone()
     from safetensors.torch import save_file
 
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
@@ -155,7 +157,11 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
     if bool(linear) != bool(card["model"].get("decoder_linear")):
         raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (linear fit "
                          f"{'saved' if linear else 'missing'}); fix: infer the SCM again")
-    scm.code = DatasetCode(tensors["code"].clone(), *linear)
+    if ("pair_coef" in tensors) != bool(card["model"].get("decoder_pair_weights")):
+        raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (parent weights "
+                         f"{'saved' if 'pair_coef' in tensors else 'missing'}); fix: infer the SCM again")
+    pair_coef = tensors["pair_coef"].clone() if "pair_coef" in tensors else None
+    scm.code = DatasetCode(tensors["code"].clone(), *(linear or (None, None)), pair_coef)
     if meta.get("interventions"):
         scm = scm.do({node: float(value) for node, value in meta["interventions"].items()})
     return scm
