@@ -22,11 +22,11 @@ stream: that would let a node see its grandparents) and an MLP, each modulated b
 (shift, scale, zero-initialised gate). ``Linear(h, 1)`` reads T(z)_i, which depends on z_parents(i) only.
 Optionally (``decoder_linear``) T(z)_i adds g_i times node i's least-squares fit on its parents over the
 context (the coefficients travel in the ``DatasetCode``), with the gate g_i read from mu_i and zero at first.
+Both least-squares options put a regression inside the forward pass: the default shipped weights have them off;
+the hybrid ``condfip-lsq`` weights (``load_pretrained(lsq=True)``) have them on.
 Optionally (``decoder_pair_weights``, regression-free) T(z)_i adds sum_j w_ij z_j over the parents, with w_ij a
 learned function (``PairWeights``, output layer zero at first) of the pair statistics of the context's code
 tokens: a softmax mean over the embedded parents cannot return a linear mechanism's signed coefficients.
-Both least-squares options put a regression inside the forward pass: the default shipped weights have them off;
-the hybrid ``condfip-lsq`` weights (``load_pretrained(lsq=True)``) have them on.
 
 Roots have no parents: attention uses FiP's normaliser ``max(sum_j exp(s_j), 1)`` in its stable form, so a
 root's attention output is exactly zero.
