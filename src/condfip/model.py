@@ -199,6 +199,12 @@ class NodeAttention(AttentionBlock):
         return x + self.mlp(self.ln2(x))
 
 
+def pair_moments(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Sample means of products of c features of node i (``left`` (B, d, n, c)) and of node j (``right``):
+    (B, d, d, c*c), the statistics of every node pair (i, j) over the rows."""
+    return torch.einsum("bisc,bjsk->bijck", left, right).flatten(-2) / left.shape[2]
+
+
 class PairBias(nn.Module):
     """A per-head score bias for every node pair (i, j) from the sample means of products of c features of
     node i and c of node j: second moments such as cov(x_i, x_j), which a score q_i . k_j, computed row by row,
@@ -219,8 +225,7 @@ class PairBias(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, d, n, h) -> score bias and pair weights (None without ``values``), each (B, 1, heads, d, d),
         laid out for ``dag_attention`` over (B, n, heads, d, e)."""
-        B, d, n, _ = x.shape
-        moments = torch.einsum("bisc,bjsk->bijck", self.left(x), self.right(x)).reshape(B, d, d, -1) / n
+        moments = pair_moments(self.left(x), self.right(x))
         bias = self.to_heads(moments).permute(0, 3, 1, 2).unsqueeze(1)
         gains = None if self.to_gains is None else self.to_gains(moments).permute(0, 3, 1, 2).unsqueeze(1)
         return bias, gains
@@ -243,8 +248,7 @@ class PairWeights(nn.Module):
         """Tokens x (B, d, n, h), ``allowed`` (B, d, d) (row i: the parents of i) -> weights (B, d, d), float32,
         exactly 0 where not allowed."""
         x = self.norm(x)
-        moments = torch.einsum("bisc,bjsk->bijck", self.left(x), self.right(x)).flatten(-2) / x.shape[2]
-        return self.mlp(moments).squeeze(-1).float() * allowed
+        return self.mlp(pair_moments(self.left(x), self.right(x))).squeeze(-1).float() * allowed
 
 
 class DatasetEncoder(nn.Module):

@@ -72,11 +72,9 @@ def save_scm(scm, path: str | os.PathLike) -> Path:
         "std": torch.as_tensor(np.asarray(scm.std, dtype=np.float64)),
         "code": scm.code.mu.detach().contiguous().clone(),
     }
-    if scm.code.linear_coef is not None:
-        tensors["linear_coef"] = scm.code.linear_coef.contiguous().clone()
-        tensors["linear_mean"] = scm.code.linear_mean.contiguous().clone()
-    if scm.code.pair_coef is not None:
-        tensors["pair_coef"] = scm.code.pair_coef.contiguous().clone()
+    for name in DatasetCode._fields[1:]:  # the decoder options' parts of the code, when present
+        if getattr(scm.code, name) is not None:
+            tensors[name] = getattr(scm.code, name).contiguous().clone()
     from safetensors.torch import save_file
 
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
@@ -153,15 +151,13 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
                       default_n=int(meta["default_n"]))
     scm.mean = tensors["mean"].numpy().copy()
     scm.std = tensors["std"].numpy().copy()
-    linear = (tensors["linear_coef"].clone(), tensors["linear_mean"].clone()) if "linear_coef" in tensors else ()
-    if bool(linear) != bool(card["model"].get("decoder_linear")):
-        raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (linear fit "
-                         f"{'saved' if linear else 'missing'}); fix: infer the SCM again")
-    if ("pair_coef" in tensors) != bool(card["model"].get("decoder_pair_weights")):
-        raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (parent weights "
-                         f"{'saved' if 'pair_coef' in tensors else 'missing'}); fix: infer the SCM again")
-    pair_coef = tensors["pair_coef"].clone() if "pair_coef" in tensors else None
-    scm.code = DatasetCode(tensors["code"].clone(), *(linear or (None, None)), pair_coef)
+    saved = {name for name in DatasetCode._fields[1:] if name in tensors}
+    expected = ({"linear_coef", "linear_mean"} if card["model"].get("decoder_linear") else set()) | (
+        {"pair_coef"} if card["model"].get("decoder_pair_weights") else set())
+    if saved != expected:
+        raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (code parts saved: "
+                         f"{sorted(saved)}, the weights need: {sorted(expected)}); fix: infer the SCM again")
+    scm.code = DatasetCode(tensors["code"].clone(), **{name: tensors[name].clone() for name in saved})
     if meta.get("interventions"):
         scm = scm.do({node: float(value) for node, value in meta["interventions"].items()})
     return scm
