@@ -28,6 +28,9 @@ PAIR_VALUES = ModelConfig(width=16, heads=2, pair_features=4, pair_values=True, 
                           encoder_layers=2, code_layers=1, decoder_layers=2)
 LINEAR = ModelConfig(width=16, heads=2, pair_features=4, linear_feature=True, decoder_linear=True, encoder_layers=2,
                      code_layers=1, decoder_layers=2)
+# the decoder that also attends across the context rows of each node
+CONTEXT = ModelConfig(width=16, heads=2, pair_features=4, pair_values=True, decoder_pair_weights=True,
+                      decoder_context=True, encoder_layers=2, code_layers=1, decoder_layers=2)
 
 # a fixed DAG over 7 nodes, A[j, i] = 1 meaning j -> i, deliberately NOT in topological order of the index
 #   5 -> 1, 5 -> 3, 1 -> 3, 3 -> 0, 2 -> 0, 0 -> 6, 4 isolated
@@ -75,6 +78,9 @@ def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> Con
         for block in model.decoder.blocks:
             nn.init.normal_(block.modulation.weight, std=0.1)
             nn.init.normal_(block.modulation.bias, std=0.1)
+            if block.context:
+                nn.init.normal_(block.context_modulation.weight, std=0.3)
+                nn.init.normal_(block.context_modulation.bias, std=0.3)
         for block in [*model.encoder.node_blocks, *model.decoder.node_blocks]:
             if block.pair is not None:
                 nn.init.normal_(block.pair.to_heads.weight, std=1.0)
@@ -246,7 +252,8 @@ def test_two_layer_encoder_reaches_grandparents():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP, PAIR_VALUES, LINEAR], ids=["1-layer", "2-layer", "pair-values", "linear"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, PAIR_VALUES, LINEAR, CONTEXT],
+                         ids=["1-layer", "2-layer", "pair-values", "linear", "context"])
 def test_decoder_depends_on_parents_only(cfg):
     model, x, adj = _model(cfg), _data(n=6), _adj()
     code = model.dataset_code(x, adj)
@@ -267,7 +274,7 @@ def test_decoder_depends_on_parents_only(cfg):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR], ids=["2-layer", "pair-values", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR, CONTEXT], ids=["2-layer", "pair-values", "linear", "context"])
 @pytest.mark.parametrize("nodes", [[0], [3, 6], [2, 5], list(range(D))])
 def test_decoder_on_a_subset_of_nodes_equals_the_full_call(nodes, cfg):
     """The fixed point computes one topological generation at a time: the subset call must give the same
@@ -303,7 +310,7 @@ def test_full_model_prediction_for_node_ignores_query_of_non_parents():
 
 # ---- equivariance -------------------------------------------------------------------------------------
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR], ids=["2-layer", "pair-values", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR, CONTEXT], ids=["2-layer", "pair-values", "linear", "context"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_node_permutation_equivariance(seed, cfg):
     model, x, adj = _model(cfg, seed=seed), _data(n=6), _adj()
@@ -339,7 +346,7 @@ def test_permuting_nodes_without_the_graph_changes_outputs():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR], ids=["2-layer", "pair-values", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR, CONTEXT], ids=["2-layer", "pair-values", "linear", "context"])
 def test_context_row_order_does_not_change_the_dataset_code(cfg):
     model, x, adj = _model(cfg), _data(n=9), _adj()
     rows = torch.randperm(9, generator=torch.Generator().manual_seed(0))
@@ -352,6 +359,8 @@ def test_context_row_order_does_not_change_the_dataset_code(cfg):
         assert shuffled.linear_coef is None
     if cfg.decoder_pair_weights:
         torch.testing.assert_close(shuffled.pair_coef, code.pair_coef, rtol=1e-4, atol=1e-5)
+    z = _data(n=3, seed=6)  # the decoder's answers too (with decoder_context it reads the context rows)
+    torch.testing.assert_close(model.decoder(shuffled, z, adj), model.decoder(code, z, adj), rtol=1e-5, atol=1e-5)
     _, f_hat = model.encoder(x, adj)
     _, f_hat_p = model.encoder(x[:, rows], adj)
     torch.testing.assert_close(f_hat_p, f_hat[:, rows], rtol=1e-5, atol=1e-5)
@@ -568,3 +577,42 @@ def test_decoder_least_squares_path_returns_the_fit_on_the_context():
     torch.testing.assert_close(model.decoder(code, z, adj), expected, rtol=0, atol=1e-5)
     index = torch.tensor([3, 6])
     torch.testing.assert_close(model.decoder(code, z, adj, nodes=index), expected[..., index], rtol=0, atol=1e-5)
+
+
+# ---- attention across the context rows (decoder_context) -----------------------------------------------
+@torch.no_grad()
+def test_cached_context_memory_equals_the_uncached_call():
+    model, x, adj = _model(CONTEXT), _data(n=9), _adj()
+    code, z = model.dataset_code(x, adj), _data(n=4, seed=2)
+    memory = model.decoder.context_memory(code, adj)
+    torch.testing.assert_close(model.decoder(code, z, adj, memory=memory), model.decoder(code, z, adj),
+                               rtol=0, atol=1e-6)
+    index = torch.tensor([3, 6])
+    torch.testing.assert_close(model.decoder(code, z, adj, nodes=index, memory=memory),
+                               model.decoder(code, z, adj)[..., index], rtol=0, atol=1e-6)
+    assert model.decoder.context_memory(model.dataset_code(x, adj), adj) is not None
+    assert _model(PAIR_VALUES).decoder.context_memory(code, adj) is None
+
+
+@torch.no_grad()
+def test_decoder_reads_the_context_rows_not_only_the_pooled_code():
+    """With decoder_context, T(z) changes when the context tokens change and the pooled code mu does not; a
+    query row's T does not depend on the other query rows passed with it."""
+    model, x, adj = _model(CONTEXT), _data(n=9), _adj()
+    code, z = model.dataset_code(x, adj), _data(n=4, seed=2)
+    t = model.decoder(code, z, adj)
+    edited = code._replace(context_tokens=code.context_tokens + torch.randn_like(code.context_tokens))
+    children = [i for i in range(D) if _parents(i)]
+    assert (model.decoder(edited, z, adj)[..., children] - t[..., children]).abs().max() > 1e-4
+    torch.testing.assert_close(model.decoder(code, z[:, :1], adj), t[:, :1], rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_switching_on_the_context_attention_changes_nothing_until_trained():
+    from condfip.pretrained import grow_state
+
+    before = _model(PAIR_VALUES)
+    grown = CondFiP(CONTEXT)
+    grown.load_state_dict(grow_state(before.state_dict(), PAIR_VALUES, CONTEXT))
+    x, adj, z = _data(n=9), _adj(), _data(n=4, seed=2)
+    torch.testing.assert_close(grown.eval()(x, z, adj), before(x, z, adj), rtol=0, atol=0)

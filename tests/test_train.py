@@ -135,9 +135,9 @@ def _batches_equal(a: dict, b: dict) -> bool:
     return same and a["n_context"] == b["n_context"]
 
 
-@pytest.mark.parametrize("step", [0, 5])  # an encoder-phase and a decoder-phase step
-def test_training_batch_is_a_pure_function_of_seed_step_and_chunks(step):
-    cfg = tiny_config(chunks=2)
+@pytest.mark.parametrize("step,share", [(0, 0.0), (5, 0.0), (5, 0.5)])  # encoder / decoder phase; intervened rows
+def test_training_batch_is_a_pure_function_of_seed_step_and_chunks(step, share):
+    cfg = tiny_config(chunks=2, intervened_query_share=share)
     a = training_batch(cfg, step, [0, 1], CPU)
     torch.randn(10)  # global RNG use in between must not matter
     b = training_batch(cfg, step, [0, 1], CPU)
@@ -156,6 +156,49 @@ def test_training_batch_is_a_pure_function_of_seed_step_and_chunks(step):
     assert other_step["x"].shape != a["x"].shape or not torch.equal(other_step["x"], a["x"])
     other_seed = training_batch(tiny_config(chunks=2, seed=1), step, [0, 1], CPU)
     assert other_seed["x"].shape != a["x"].shape or not torch.equal(other_seed["x"], a["x"])
+
+
+def test_intervened_query_rows_are_labelled_by_the_true_mechanisms_and_reach_beyond_the_range():
+    """The decoder's interventional training rows: f(z) is the SCM's own mechanism at those rows (every node),
+    the rows differ from observational ones, and intervened values reach up to 3 SDs beyond the context."""
+    from condfip.simulate import simulate_batch, streams
+    from condfip.simulate.generate import permute_nodes
+    from condfip.simulate.interventions import intervened_rows, to_canonical
+
+    rng, gen = streams(3, 4)
+    sim = simulate_batch(get_prior("paper-in"), 3, 8, 200, mechanism="rff", rng=rng, gen=gen)
+    x, f = intervened_rows(sim, 120, 200, rng=rng, gen=gen, groups=4, beyond=3.0)
+    assert x.shape == f.shape == (3, 120, 8)
+    raw = to_canonical(sim.mean[:, None] + sim.std[:, None] * x, sim.perm)
+    truth = (permute_nodes(sim.scms.mechanisms(raw), sim.perm) - sim.mean[:, None]) / sim.std[:, None]
+    torch.testing.assert_close(f, truth, rtol=1e-9, atol=1e-9)
+    lo, hi = sim.x.amin(dim=1, keepdim=True), sim.x.amax(dim=1, keepdim=True)
+    beyond = torch.maximum(lo - x, x - hi).clamp(min=0)
+    assert (beyond > 1.0).any() and (beyond > 0).float().mean() < 0.5
+    # hard interventions stay within 3 SDs of the range; only shifts and descendants move further
+    assert float(beyond.amax()) < 30
+
+
+def test_the_context_reading_decoder_trains_on_intervened_rows(tmp_path):
+    from dataclasses import replace
+
+    cfg = tiny_config(model=replace(TINY_MODEL, pair_features=4, decoder_context=True), intervened_query_share=0.5,
+                      encoder_steps=1, decoder_steps=3)
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items() if "context_" in k}
+    losses = trainer.run()
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before), "the context attention did not train"
+
+
+def test_validation_scores_report_the_decoder_on_intervened_rows():
+    from condfip.train import validation_scores
+
+    model = CondFiP(TINY_MODEL)
+    scores = validation_scores(model, 1, CPU)
+    assert {"enc mean", "dec mean", "int mean"} <= scores.keys()
+    assert all(math.isfinite(v) for v in scores.values())
 
 
 # ---- exact resume in process --------------------------------------------------------------------------

@@ -67,6 +67,16 @@ class InferredSCM(SCM):
         # the encoder head's f(x) on the context rows, from this same pass (the hybrid fits its correction on it)
         self.context_encoder_mechanism = self.mean + self.std * f_hat[0].double().numpy()
         self._context_noise: np.ndarray | None = None
+        self._memory: tuple | None = None
+
+    @property
+    def memory(self):
+        """The decoder's context memory (``FixedPointDecoder.context_memory``; None without
+        ``decoder_context``): a function of the code only, computed once per code and reused by every pass."""
+        if self._memory is None or self._memory[0] is not self.code:
+            with torch.no_grad():
+                self._memory = (self.code, self.network.decoder.context_memory(self.code, self.adj))
+        return self._memory[1]
 
     # ---- units --------------------------------------------------------------------------------------
     def _standardised(self, x: np.ndarray) -> torch.Tensor:
@@ -84,7 +94,8 @@ class InferredSCM(SCM):
         index = torch.as_tensor(nodes)
         for start in range(0, len(x), ROW_CHUNK):
             z = self._standardised(x[start:start + ROW_CHUNK])
-            out[start:start + ROW_CHUNK] = self.network.decoder(self.code, z, self.adj, nodes=index)[0].double().numpy()
+            out[start:start + ROW_CHUNK] = self.network.decoder(self.code, z, self.adj, nodes=index,
+                                                                memory=self.memory)[0].double().numpy()
         return self.mean[nodes] + self.std[nodes] * out
 
     def noise(self, data) -> pd.DataFrame:

@@ -28,6 +28,16 @@ Optionally (``decoder_pair_weights``, regression-free) T(z)_i adds sum_j w_ij z_
 learned function (``PairWeights``, output layer zero at first) of the pair statistics of the context's code
 tokens: a softmax mean over the embedded parents cannot return a linear mechanism's signed coefficients.
 
+Optionally (``decoder_context``, regression-free) every decoder block also attends across the context rows, for
+each node i separately (TabPFN's layout: context rows and query rows pass through the same blocks, query rows
+read the context rows, never each other). The context rows go through the decoder as query rows do, so at every
+block the context stream of (row s, node i) is the same function of x_parents(i)[s] as the query stream is of
+z_parents(i): the query's stream gives the attention query, the context stream the key, and the code blocks'
+context token of (s, i), which carries x_i[s], the value. T(z)_i then reads how node i behaved in the context rows
+whose parents resemble z's, beside the max-pooled code. The context side (``context_memory``) depends on the
+context only: it is computed once per SCM and passed back in, so a fixed-point pass costs O(m n) per node. It is
+added through a zero-initialised gate, so switching it on in a warm start changes nothing at first.
+
 Roots have no parents: attention uses FiP's normaliser ``max(sum_j exp(s_j), 1)`` in its stable form, so a
 root's attention output is exactly zero.
 """
@@ -55,6 +65,7 @@ class ModelConfig:
     linear_feature: bool = False  # encoder tokens get each node's least-squares fit on its parents (see above)
     decoder_linear: bool = False  # T(z) adds a gated least-squares fit on the parents, fitted on the context
     decoder_pair_weights: bool = False  # T(z) adds sum over parents of w_ij z_j, w_ij from the pair statistics
+    decoder_context: bool = False  # decoder blocks also attend across the context rows of each node (see above)
     encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
     code_layers: int = 1  # block pairs between the frozen encoder and the max-pool (trained with the decoder)
     decoder_layers: int = 3
@@ -134,11 +145,26 @@ def linear_parent_fit(x: torch.Tensor, adj: torch.Tensor, rows: torch.Tensor | N
 class DatasetCode(NamedTuple):
     """What the decoder knows of a dataset: the per-node code ``mu`` (B, d, h); with ``decoder_linear``, the
     least-squares fit of every node on its parents over the context (``linear_parent_coefficients``); with
-    ``decoder_pair_weights``, the learned parent weights ``pair_coef`` (B, d, d), [b, i, j] for parent j of i."""
+    ``decoder_pair_weights``, the learned parent weights ``pair_coef`` (B, d, d), [b, i, j] for parent j of i;
+    with ``decoder_context``, the code blocks' context tokens ``context_tokens`` (B, d, n, h) and the
+    standardised context rows ``context_rows`` (B, n, d), from which ``FixedPointDecoder.context_memory`` makes
+    the per-block keys and values."""
     mu: torch.Tensor
     linear_coef: torch.Tensor | None = None
     linear_mean: torch.Tensor | None = None
     pair_coef: torch.Tensor | None = None
+    context_tokens: torch.Tensor | None = None
+    context_rows: torch.Tensor | None = None
+
+
+class ContextMemory(NamedTuple):
+    """Keys and values of the context rows for every decoder block, each (B, d, heads, n, e): a function of
+    the context only, computed once per SCM by ``FixedPointDecoder.context_memory``."""
+    keys: tuple[torch.Tensor, ...]
+    values: tuple[torch.Tensor, ...]
+
+    def subset(self, nodes: torch.Tensor) -> ContextMemory:
+        return ContextMemory(tuple(k[:, nodes] for k in self.keys), tuple(v[:, nodes] for v in self.values))
 
 
 class MLP(nn.Module):
@@ -301,11 +327,35 @@ class DecoderBlock(nn.Module):
         self.modulation = nn.Linear(h, 6 * h)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
+        self.context = cfg.decoder_context
+        if cfg.decoder_context:  # attention across the context rows, gated by a zero-initialised modulation
+            self.ln3 = nn.LayerNorm(h, elementwise_affine=False)
+            self.context_q, self.context_k = nn.Linear(h, h), nn.Linear(h, h)
+            self.context_v, self.context_out = nn.Linear(h, h), nn.Linear(h, h)
+            self.context_modulation = nn.Linear(h, 3 * h)
+            nn.init.zeros_(self.context_modulation.weight)
+            nn.init.zeros_(self.context_modulation.bias)
 
-    def forward(self, stream: torch.Tensor, keys: torch.Tensor, cond: torch.Tensor,
-                allowed: torch.Tensor) -> torch.Tensor:
+    def _context_normed(self, stream: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shift, scale, gate = self.context_modulation(F.silu(cond))[:, None].chunk(3, dim=-1)
+        return self.ln3(stream) * (1 + scale) + shift, gate
+
+    def context_keys_values(self, stream: torch.Tensor, tokens: torch.Tensor,
+                            cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The context rows' keys (from their stream (B, n, d, h) entering this block) and values (from the
+        normalised context tokens (B, d, n, h)), each (B, d, heads, n, e)."""
+        B, n, d, h = stream.shape
+        e = h // self.heads
+        normed, _ = self._context_normed(stream, cond)
+        k = self.context_k(normed).view(B, n, d, self.heads, e).permute(0, 2, 3, 1, 4)
+        v = self.context_v(tokens).view(B, d, n, self.heads, e).transpose(2, 3)
+        return k, v
+
+    def forward(self, stream: torch.Tensor, keys: torch.Tensor, cond: torch.Tensor, allowed: torch.Tensor,
+                context: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """stream (B, m, d, h) for the d nodes computed; keys (B, m, k, h) for the k nodes they may attend to;
-        cond (B, d, h); allowed (B, d, k)."""
+        cond (B, d, h); allowed (B, d, k); ``context`` (with ``decoder_context``): this block's context keys
+        and values for the d nodes, each (B, d, heads, n, e)."""
         B, m, d, h = stream.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
         e = h // self.heads
@@ -313,6 +363,16 @@ class DecoderBlock(nn.Module):
         k, v = self.kv(keys).view(B, m, keys.shape[2], 2, self.heads, e).permute(3, 0, 1, 4, 2, 5)
         a = dag_attention(q, k, v, allowed[:, None, None]).transpose(2, 3).reshape(B, m, d, h)
         stream = stream + gate1 * self.out(a)
+        if self.context:
+            normed, gate3 = self._context_normed(stream, cond)
+            q = self.context_q(normed).view(B, m, d, self.heads, e).permute(0, 2, 3, 1, 4)  # (B, d, heads, m, e)
+            k, v = context[0].to(q.dtype), context[1].to(q.dtype)
+            # written out rather than F.scaled_dot_product_attention (its CPU kernel is ~3x slower in bf16), in
+            # chunks of query rows that keep the score tensor under 2^24 entries (a large context at inference)
+            rows = max(1, 2 ** 24 // max(1, B * d * self.heads * k.shape[-2]))
+            a = torch.cat([torch.softmax((q[..., s:s + rows, :] @ k.transpose(-1, -2)) / math.sqrt(e), dim=-1) @ v
+                           for s in range(0, m, rows)], dim=-2)
+            stream = stream + gate3 * self.context_out(a.permute(0, 3, 1, 2, 4).reshape(B, m, d, h))
         return stream + gate2 * self.mlp(self.ln2(stream) * (1 + scale2) + shift2)
 
 
@@ -329,6 +389,9 @@ class FixedPointDecoder(nn.Module):
         self.final_norm = nn.LayerNorm(h)
         self.readout = nn.Linear(h, 1)
         self.pair_weights = PairWeights(h, cfg.pair_features) if cfg.decoder_pair_weights else None
+        self.context = cfg.decoder_context
+        if cfg.decoder_context:
+            self.context_norm = nn.LayerNorm(h)
         self.linear = cfg.decoder_linear
         if cfg.decoder_linear:  # a per-node gate from the code, zero at first: switching it on changes nothing
             self.linear_gate = nn.Linear(h, 1)
@@ -343,17 +406,41 @@ class FixedPointDecoder(nn.Module):
         mu = self.code_norm(hidden.amax(dim=2))
         linear = linear_parent_coefficients(context, adj) if self.linear else (None, None)
         pair_coef = None if self.pair_weights is None else self.pair_weights(hidden, allowed)
-        return DatasetCode(mu, *linear, pair_coef)
+        tokens, rows = (hidden, context) if self.context else (None, None)
+        return DatasetCode(mu, *linear, pair_coef, tokens, rows)
+
+    def context_memory(self, code: DatasetCode, adj: torch.Tensor) -> ContextMemory | None:
+        """The context side of the attention across context rows (``decoder_context``; None without it): the
+        context rows pass through the blocks as query rows do, attending to the context (themselves included),
+        and each block's keys and values are kept. Depends on the context only; compute it once per SCM."""
+        if not self.context:
+            return None
+        allowed, mu = parents_mask(adj), code.mu
+        codebook, position, cond = self.to_codebook(mu), self.to_position(mu), self.to_condition(mu)
+        z = code.context_rows
+        keys = self.key_norm(z.unsqueeze(-1) * codebook[:, None] + position[:, None])
+        stream = position[:, None].expand(keys.shape[0], keys.shape[1], -1, -1)
+        tokens = self.context_norm(code.context_tokens)
+        memory_keys, memory_values = [], []
+        for block in self.blocks:
+            k, v = block.context_keys_values(stream, tokens, cond)
+            memory_keys.append(k)
+            memory_values.append(v)
+            stream = block(stream, keys, cond, allowed, (k, v))
+        return ContextMemory(tuple(memory_keys), tuple(memory_values))
 
     def forward(self, code: DatasetCode, z: torch.Tensor, adj: torch.Tensor,
-                nodes: torch.Tensor | None = None) -> torch.Tensor:
+                nodes: torch.Tensor | None = None, memory: ContextMemory | None = None) -> torch.Tensor:
         """T(z): code (mu (B, d, h)), query rows z (B, m, d) -> (B, m, d); T(z)_i depends on z_parents(i) only.
 
         ``nodes`` (a 1-D index tensor): compute T(z)_nodes only, (B, m, len(nodes)), attending over the
         embeddings of those nodes and their parents only. Each node's output is the same function of its
         parents as in the full call; the fixed-point solver uses it to settle one topological generation per
-        pass at a fraction of the cost of a full pass."""
+        pass at a fraction of the cost of a full pass. ``memory``: ``context_memory(code, adj)``, computed once
+        and passed back (with ``decoder_context``; computed here when None)."""
         allowed, mu = parents_mask(adj), code.mu
+        if self.context and memory is None:
+            memory = self.context_memory(code, adj)
         codebook, position, cond = self.to_codebook(mu), self.to_position(mu), self.to_condition(mu)
         stream_position = position
         if self.linear:  # the fit as z @ coef^T + offset, so a subset of nodes is a subset of rows and columns
@@ -370,10 +457,13 @@ class FixedPointDecoder(nn.Module):
                 gate, coef, offset = gate[:, nodes], coef[:, nodes][:, :, cols], offset[:, :, nodes]
             if pair_coef is not None:
                 pair_coef = pair_coef[:, nodes][:, :, cols]
+            if memory is not None:
+                memory = memory.subset(nodes)
         keys = self.key_norm(z.unsqueeze(-1) * codebook[:, None] + position[:, None])
         stream = stream_position[:, None].expand(keys.shape[0], keys.shape[1], -1, -1)
-        for block in self.blocks:
-            stream = block(stream, keys, cond, allowed)
+        for layer, block in enumerate(self.blocks):
+            context = None if memory is None else (memory.keys[layer], memory.values[layer])
+            stream = block(stream, keys, cond, allowed, context)
         t = self.readout(self.final_norm(stream)).squeeze(-1)
         if pair_coef is not None:
             t = t + z.float() @ pair_coef.transpose(1, 2)

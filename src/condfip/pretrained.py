@@ -83,7 +83,8 @@ def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
 GROWABLE = ("encoder_layers", "code_layers", "decoder_layers")
 REGROUPABLE = ("node_heads",)  # the same projections split into other heads: shapes stay, the function changes
 # may be switched on (0 -> c, False -> True): the new part starts at zero, the function stays
-SWITCHABLE = ("pair_features", "pair_values", "linear_feature", "decoder_linear", "decoder_pair_weights")
+SWITCHABLE = ("pair_features", "pair_values", "linear_feature", "decoder_linear", "decoder_pair_weights",
+              "decoder_context")
 
 
 def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: ModelConfig,

@@ -153,7 +153,8 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
     scm.std = tensors["std"].numpy().copy()
     saved = {name for name in DatasetCode._fields[1:] if name in tensors}
     expected = ({"linear_coef", "linear_mean"} if card["model"].get("decoder_linear") else set()) | (
-        {"pair_coef"} if card["model"].get("decoder_pair_weights") else set())
+        {"pair_coef"} if card["model"].get("decoder_pair_weights") else set()) | (
+        {"context_tokens", "context_rows"} if card["model"].get("decoder_context") else set())
     if saved != expected:
         raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (code parts saved: "
                          f"{sorted(saved)}, the weights need: {sorted(expected)}); fix: infer the SCM again")

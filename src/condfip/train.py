@@ -3,6 +3,11 @@
 Two phases, as in the paper: the encoder learns to predict f(x) per token; then the decoder (with the
 code blocks) learns T(z) = f(z) on held-out query rows while the encoder stays frozen (its EMA weights).
 
+In the decoder phase a share of the query rows (``intervened_query_share``) is drawn from the true SCM under
+random hard and shift interventions, with values up to ``intervened_beyond`` context SDs beyond the context's
+range (``condfip.simulate.interventions``): T is then trained where samples, interventions and counterfactuals
+use it, not only on observational rows.
+
 Every step's data come from random streams keyed by (seed, step, chunk), so a run is a pure function of
 its config: a resumed run replays exactly the batches an uninterrupted one would have seen, and the
 learning rate is a function of the step (warm-up + cosine per phase). A checkpoint holds the model, the EMA
@@ -29,6 +34,7 @@ from condfip.atomic import atomic_write
 from condfip.metrics import nodes_with_parents, rmse_per_sample
 from condfip.model import CondFiP, ModelConfig
 from condfip.simulate import get_prior, simulate, simulate_batch, streams
+from condfip.simulate.interventions import intervened_rows
 
 VALIDATION_SEED = 7_100_003  # the validation suite's own seed; the benchmark uses others
 DESIGN_SEED = 7_100_004  # design measurements (scripts/): neither the validation suite's nor the benchmark's
@@ -45,6 +51,8 @@ class TrainConfig:
     context_sizes: tuple[int, ...] = (50, 100, 200, 400)
     context_weights: tuple[float, ...] = (0.25, 0.35, 0.3, 0.1)
     query_rows: int = 100  # decoder phase: rows held out of the context, with targets f(z)
+    intervened_query_share: float = 0.0  # decoder phase: share of the query rows drawn under random interventions
+    intervened_beyond: float = 3.0  # their values reach this many context SDs beyond the context's range
     encoder_steps: int = 4000
     decoder_steps: int = 3000
     lr: float = 5e-4
@@ -90,15 +98,23 @@ def step_shape(cfg: TrainConfig, step: int) -> tuple[int, int, str]:
 def training_batch(cfg: TrainConfig, step: int, chunk_ids: list[int], device: torch.device) -> dict:
     """The step's data for the given chunks: float32 x, f, noise (B, rows, d) and adj (B, d, d)."""
     d, n_context, mechanism = step_shape(cfg, step)
-    rows = n_context + (cfg.query_rows if step >= cfg.encoder_steps else 0)
+    decoder_phase = step >= cfg.encoder_steps
+    intervened = round(cfg.intervened_query_share * cfg.query_rows) if decoder_phase else 0
+    rows = n_context + (cfg.query_rows - intervened if decoder_phase else 0)
     per_chunk = cfg.batch_size // cfg.chunks
     parts = []
     for chunk in chunk_ids:
         rng, gen = streams(cfg.seed, step, chunk + 1, device=device)
-        parts.append(simulate_batch(get_prior(cfg.prior), per_chunk, d, rows, mechanism=mechanism, rng=rng,
-                                    gen=gen, device=device))
-    out = {k: torch.cat([getattr(p, k) for p in parts]).float() for k in ("x", "f", "noise")}
-    out["adj"] = torch.cat([p.adj for p in parts])
+        sim = simulate_batch(get_prior(cfg.prior), per_chunk, d, rows, mechanism=mechanism, rng=rng, gen=gen,
+                             device=device)
+        part = {"x": sim.x, "f": sim.f, "noise": sim.noise, "adj": sim.adj}
+        if intervened:
+            x, f = intervened_rows(sim, intervened, n_context, rng=rng, gen=gen, beyond=cfg.intervened_beyond)
+            part = {**part, "x": torch.cat([sim.x, x], 1), "f": torch.cat([sim.f, f], 1),
+                    "noise": torch.cat([sim.noise, x - f], 1)}  # the intervened node's "noise" is x - f too
+        parts.append(part)
+    out = {k: torch.cat([p[k] for p in parts]).float() for k in ("x", "f", "noise")}
+    out["adj"] = torch.cat([p["adj"] for p in parts])
     out["n_context"] = n_context
     return out
 
@@ -270,14 +286,24 @@ def validation_dataset(preset: str, mechanism: str, d: int, k: int, device: torc
                     mechanism=mechanism, device=device)
 
 
+def validation_intervened_rows(ds, k: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """400 rows of the k-th SCM of a validation cell under random interventions reaching 3 context SDs beyond
+    the range of its 400 context rows, with their f(z): a fixed draw of its own stream."""
+    rng, gen = streams(VALIDATION_SEED, 1000 * len(ds.scm.columns) + k, 1, device=device or "cpu")
+    x, f = intervened_rows(ds.scm.batch, 400, 400, rng=rng, gen=gen)
+    return x.float(), f.float()
+
+
 @torch.no_grad()
 def validation_scores(model: CondFiP, per_cell: int, device: torch.device) -> dict:
-    """Noise RMSE (nodes with parents) on the validation suite, abducted with the encoder head and with the
-    decoder: per cell (preset/mechanism/d, 400 context + 400 query rows) and their means."""
+    """On the validation suite (per cell: preset/mechanism/d, 400 context + 400 query rows), nodes with parents:
+    noise RMSE abducted with the encoder head (``enc``) and with the decoder (``dec``), and the decoder's
+    mechanism RMSE |T(z) - f(z)| on 400 rows drawn under random interventions up to 3 context SDs beyond the
+    context's range (``int``, where generation uses T): per cell and their means."""
     model.eval()
     scores: dict[str, float] = {}
     for preset, mechanism, d in VALIDATION_CELLS:
-        enc, dec = [], []
+        enc, dec, intervened = [], [], []
         for k in range(per_cell):
             ds = validation_dataset(preset, mechanism, d, k, device)
             batch = ds.scm.batch
@@ -285,11 +311,17 @@ def validation_scores(model: CondFiP, per_cell: int, device: torch.device) -> di
             scored = nodes_with_parents(adj[0].cpu().numpy())
             _, f_enc = model.encoder(x, adj)
             enc.append(rmse_per_sample(noise, (x - f_enc)[0, 400:].cpu().numpy(), scored))
-            t = model(x[:, :400], x[:, 400:], adj)
+            code = model.dataset_code(x[:, :400], adj)
+            memory = model.decoder.context_memory(code, adj)
+            t = model.decoder(code, x[:, 400:], adj, memory=memory)
             dec.append(rmse_per_sample(noise, (x[:, 400:] - t)[0].cpu().numpy(), scored))
+            z, f = validation_intervened_rows(ds, k, device)
+            t = model.decoder(code, z, adj, memory=memory)
+            intervened.append(rmse_per_sample(f[0].cpu().numpy(), t[0].cpu().numpy(), scored))
         cell = f"{preset}/{mechanism}/d{d}"
         scores[f"enc {cell}"], scores[f"dec {cell}"] = float(np.mean(enc)), float(np.mean(dec))
-    for kind in ("enc", "dec"):
+        scores[f"int {cell}"] = float(np.mean(intervened))
+    for kind in ("enc", "dec", "int"):
         scores[f"{kind} mean"] = float(np.mean([v for k, v in scores.items() if k.startswith(kind + " ")]))
     return scores
 

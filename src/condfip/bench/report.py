@@ -69,13 +69,13 @@ def cell_table(records: list[dict], task: str, methods: list[str], field: str = 
 
 
 def dataset_seconds(records: list[dict]) -> dict[tuple[str, str, int], float]:
-    """Wall seconds per (cell, method, dataset index): fit + the four answers (every task's record repeats it)."""
+    """Wall seconds per (cell, method, dataset index): fit + the paper's four answers (every task's record repeats it)."""
     return {(r["cell"], r["method"], r["index"]): r["dataset_seconds"] for r in records
             if r.get("part") == "synthetic" and r.get("dataset_seconds") is not None}
 
 
 def timing_table(records: list[dict], methods: list[str]) -> list[str]:
-    """Mean wall seconds per dataset (fit + the four answers) per method and cell."""
+    """Mean wall seconds per dataset (fit + the paper's four answers) per method and cell."""
     rows = [{"cell": c, "method": m, "task": "time", "value": s, "status": "ok"}
             for (c, m, _), s in dataset_seconds(records).items()]
     return cell_table(rows, "time", methods, digits=2, ratio=True)
@@ -97,7 +97,8 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
     out += ["", "Metric: RMSE per sample over the nodes that have parents (the intervened node excluded),",
             "in the standardised units of each dataset; mean (standard error) over the cell's datasets.",
             "Failures and time-outs are counted in brackets and left out of the means. Cells:",
-            "preset/mechanism/d/context n; 400 query rows.", ""]
+            "preset/mechanism/d/context n; 400 query rows. `extrapolation`: do(target) at 2 and 4 context SDs",
+            "beyond the target's context range, scored on the target's descendants only.", ""]
     if synth:
         methods = ordered_methods(synth, methods_order)
         for task in TASKS:
@@ -109,7 +110,7 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
             if any(r["task"] == task for r in synth):
                 table = cell_table(synth, task, methods, field="value_scaled")
                 out += ["<details>", f"<summary>{task} (scaled)</summary>", "", *table, "", "</details>", ""]
-        out += ["## wall time per dataset (s): fit + the four answers", "", *timing_table(synth, methods), ""]
+        out += ["## wall time per dataset (s): fit + the four answers of the paper's tasks", "", *timing_table(synth, methods), ""]
     if sachs:
         out += ["## Sachs: squared MMD, generated vs held-out rows", "",
                 ("Unbiased estimate, Gaussian kernel, median-heuristic bandwidth on the pooled rows; "

@@ -28,6 +28,7 @@ PRESETS = ("paper-in", "paper-out")
 MECHANISMS = ("linear", "rff")
 NODES = (10, 20, 50, 100)
 CONTEXTS = (50, 100, 400, 1000)
+EXTRAPOLATION_SDS = (2.0, 4.0)  # the extrapolation task's values: this many context SDs beyond the range
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class Problem:
     target: str  # the intervened node (has at least one descendant)
     value: float  # its intervention value, inside its observed (context) range
     truth_do: pd.DataFrame  # the true SCM under do(target = value), pushed by the true query noise
+    # the extrapolation task: do(target = v) for v 2 and 4 context SDs beyond the target's context range (one
+    # side, drawn per dataset), and the true SCM under each, pushed by the true query noise
+    extrapolation_values: tuple[float, ...] = ()
+    truth_extrapolation: tuple[pd.DataFrame, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -97,6 +102,11 @@ class Problem:
         if exclude_target:
             mask &= np.array([c != self.target for c in self.columns])
         return mask
+
+    def descendants(self) -> np.ndarray:
+        """The intervened node's descendants: the nodes an intervention on it moves."""
+        below = nx.descendants(self.graph, self.target)
+        return np.array([c in below for c in self.columns])
 
     @property
     def noise_scale(self) -> np.ndarray:
@@ -122,6 +132,10 @@ def make_problem(preset: str, mechanism: str, d: int, n_context: int, k: int, *,
     lo, hi = float(context[target].min()), float(context[target].max())
     value = float(rng.uniform(lo, hi))
     truth_do = ds.scm.do({target: value}).sample(noise=true_noise)
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    edge, sd = (hi if side > 0 else lo), float(context[target].std(ddof=1))
+    beyond = tuple(edge + side * sds * sd for sds in EXTRAPOLATION_SDS)
+    truth_beyond = tuple(ds.scm.do({target: v}).sample(noise=true_noise) for v in beyond)
     return Problem(cell=f"{preset}/{mechanism}/d{d}/n{n_context}", index=k, context=context, query=query,
                    true_noise=true_noise, truth=ds.scm, graph=graph, target=target, value=value,
-                   truth_do=truth_do)
+                   truth_do=truth_do, extrapolation_values=beyond, truth_extrapolation=truth_beyond)

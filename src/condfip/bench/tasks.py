@@ -8,6 +8,8 @@ node's noise scale (std of the true noise on the query rows), ``value_scaled``.
 - ``sample``: the TRUE query noise pushed through the method's fixed point vs the query rows.
 - ``intervention``: the same under do(target = value) vs the true SCM under the same do and noise.
 - ``counterfactual``: the method abducts from the factual query rows and replays under the do; same truth.
+- ``extrapolation`` (not in the paper): do(target = v) for v 2 and 4 context SDs beyond the target's context
+  range, the true query noise pushed through; scored on the target's descendants only, over both values' rows.
 
 A method whose SCM sets ``roots_as_values`` (DoWhy: a root's noise is its value) is handed the true root
 VALUES in the root columns of the noise rows.
@@ -24,7 +26,8 @@ from condfip.bench.suites import Problem
 from condfip.metrics import rmse_per_sample
 from condfip.scm import SCM
 
-TASKS = ("noise", "sample", "intervention", "counterfactual")
+PAPER_TASKS = ("noise", "sample", "intervention", "counterfactual")
+TASKS = (*PAPER_TASKS, "extrapolation")
 
 
 def noise_for(scm: SCM, problem: Problem) -> pd.DataFrame:
@@ -46,10 +49,15 @@ def answer(task: str, scm: SCM, problem: Problem) -> pd.DataFrame:
         return scm.do({problem.target: problem.value}).sample(noise=noise_for(scm, problem))
     if task == "counterfactual":
         return scm.counterfactual(problem.query, {problem.target: problem.value})
+    if task == "extrapolation":
+        noise = noise_for(scm, problem)
+        return pd.concat([scm.do({problem.target: v}).sample(noise=noise) for v in problem.extrapolation_values])
     raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
 
 
 def truth(task: str, problem: Problem) -> pd.DataFrame:
+    if task == "extrapolation":
+        return pd.concat(problem.truth_extrapolation)
     return {"noise": problem.true_noise, "sample": problem.query}.get(task, problem.truth_do)
 
 
@@ -65,7 +73,8 @@ def score(task: str, estimate: pd.DataFrame, problem: Problem) -> tuple[float, f
     y, y_hat = truth(task, problem)[cols].to_numpy(), estimate[cols].to_numpy()
     if not np.isfinite(y_hat).all():
         raise FloatingPointError(f"the {task} answer has NaN or inf")
-    nodes = problem.scored(exclude_target=task in ("intervention", "counterfactual"))
+    nodes = (problem.descendants() if task == "extrapolation"
+             else problem.scored(exclude_target=task in ("intervention", "counterfactual")))
     value = rmse_per_sample(y, y_hat, nodes)
     scale = np.maximum(problem.noise_scale, 1e-12)
     scaled = float(np.mean((rmse_per_node(y, y_hat) / scale)[nodes])) if nodes.any() else float("nan")
