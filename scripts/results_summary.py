@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from condfip.bench.report import dataset_seconds, mean_se
+from condfip.bench.tasks import TASKS
 
 TARGET_CELL = "paper-in/{mechanism}/d20/n400"
 RATIOS = (("condfip", "dowhy"), ("condfip+ols", "dowhy"), ("condfip+ols", "condfip"))
@@ -65,7 +66,7 @@ def main() -> None:
         cell = TARGET_CELL.format(mechanism=mechanism)
         shown = {m: round(v, 3) for (c, m), v in sorted(noise.items()) if c == cell}
         print(f"noise {cell}: {shown}")
-    for task in ("noise", "sample", "intervention", "counterfactual"):
+    for task in TASKS:
         means = cell_means(records, task)
         for mechanism in ("linear", "rff"):
             for top, bottom in RATIOS:
