@@ -1,8 +1,9 @@
-"""Compare a training checkpoint's EMA weights with the shipped weights on the validation suite.
+"""Compare training checkpoints' EMA weights with the shipped weights on the validation suite.
 
-    python scripts/compare_weights.py runs/enc3/checkpoint.pt [--per-cell 9]
+    python scripts/compare_weights.py runs/enc3/checkpoint.pt [more checkpoints] [--per-cell 9]
 
-Prints the validation noise RMSE per cell (encoder-head and decoder abduction) for both, measured in one run on
+Prints the validation noise RMSE per cell (encoder-head and decoder abduction) and the decoder's mechanism RMSE on
+rows drawn under interventions up to 3 SDs beyond the context (``int``) for all, measured in one run on
 the same SCMs (``condfip.train.VALIDATION_SEED``). ``--per-cell 9`` draws three times the SCMs the training
 loop evaluates on; the ship decision in docs/training-log.md uses it. Pause any background training first.
 Also prints the tables in docs/training-log.md's format: the comparison, and (``--history``, no evaluation) the
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -35,12 +37,12 @@ def row(label: str, scores: dict, kind: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--per-cell", type=int, default=9)
     parser.add_argument("--history", action="store_true", help="print the checkpoint's validation history only")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    candidate, state = checkpoint_network(args.checkpoint)
+    _, state = checkpoint_network(args.checkpoints[0])
     if args.history:
         encoder_steps = state["config"]["encoder_steps"]
         print("\n".join(header()))
@@ -48,14 +50,15 @@ def main() -> None:
             kind = "enc" if scores["step"] <= encoder_steps else "dec"
             print(row(f"{scores['step']} {kind}", scores, kind))
         return
-    shipped, _ = build_network(None)
+    networks = [("shipped", build_network(None)[0])]
+    networks += [(Path(c).parent.name, checkpoint_network(c)[0]) for c in args.checkpoints]
     table = {}
-    for name, network in (("shipped", shipped), ("candidate", candidate)):
+    for name, network in networks:
         start = time.time()
         table[name] = validation_scores(network, args.per_cell, torch.device("cpu"))
         print(name, f"({time.time() - start:.0f} s)", json.dumps({k: round(v, 4) for k, v in table[name].items()}))
     print("\n".join(header()))
-    for kind, label in (("enc", "encoder"), ("dec", "decoder")):
+    for kind, label in (("enc", "encoder"), ("dec", "decoder"), ("int", "decoder, intervened rows")):
         for name, scores in table.items():
             print(row(f"{label}, {name}", scores, kind))
 
