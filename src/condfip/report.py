@@ -237,7 +237,8 @@ def _warnings(scm, table: pd.DataFrame, rows: int, d: int, source: str, alpha: f
 def estimate_infer_memory(n_context: int, d: int, config, query_rows: int = QUERY_CHUNK) -> int:
     """Estimated peak bytes of ``infer`` (encoder over the context: sample-attention scores dominate,
     ``3 * heads * d * n^2`` floats) and of one decoder chunk of ``query_rows`` rows (node attention
-    ``3 * heads * rows * d^2`` floats), whichever is larger. ``n_context`` is capped at ``max_context``.
+    ``3 * heads * rows * d^2`` floats, plus with ``decoder_context`` the kept context keys and values,
+    ``2 * layers * d * n * h`` floats), whichever is larger. ``n_context`` is capped at ``max_context``.
     Calibrated on CPU float32: within about 15% for d = 10-60, n = 500-1000."""
     cfg = config if isinstance(config, dict) else config.to_dict()
     n = min(int(n_context), int(cfg.get("max_context", n_context)))
@@ -245,6 +246,8 @@ def estimate_infer_memory(n_context: int, d: int, config, query_rows: int = QUER
     per_token = (2 * ratio + 8) * h
     encoder = 4 * (3 * heads * d * n * n + per_token * d * n)
     decoder = 4 * (3 * heads * query_rows * d * d + per_token * query_rows * d)
+    if cfg.get("decoder_context"):  # the cached context memory: keys and values per decoder block, kept
+        decoder += 4 * 2 * int(cfg.get("decoder_layers", 3)) * d * n * h
     return int(max(encoder, decoder))
 
 
