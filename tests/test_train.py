@@ -192,6 +192,22 @@ def test_the_context_reading_decoder_trains_on_intervened_rows(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before), "the context attention did not train"
 
 
+def test_fresh_parts_train_at_a_scaled_learning_rate(tmp_path):
+    from dataclasses import replace
+
+    cfg = tiny_config(model=replace(TINY_MODEL, pair_features=4, decoder_context=True), encoder_steps=0,
+                      decoder_steps=3, fresh_parts=("context_",), fresh_lr_scale=10.0, checkpoint_every=1)
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    trainer.run(max_seconds=None)
+    plain, fresh = trainer.optimizer.param_groups
+    assert fresh["lr"] == pytest.approx(10 * plain["lr"]) and plain["lr"] == pytest.approx(learning_rate(cfg, 2))
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    assert fresh["params"] and all("context_" in names[id(p)] for p in fresh["params"])
+    assert not any("context_" in names[id(p)] for p in plain["params"])
+    resumed = Trainer(cfg, tmp_path / "run", quiet=True)  # the scale is the config's after a resume too
+    assert [g["lr_scale"] for g in resumed.optimizer.param_groups] == [1.0, 10.0]
+
+
 def test_validation_scores_report_the_decoder_on_intervened_rows():
     from condfip.train import validation_scores
 
