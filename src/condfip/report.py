@@ -285,17 +285,45 @@ def _size(nbytes: float) -> str:
     return f"{nbytes:.1f} TiB"  # pragma: no cover
 
 
+def refuse_if_too_large(need: int, task: str, fix: str, available: int | None = None) -> int:
+    """Raise InputError when ``need`` bytes exceed the available memory: "``task`` needs about X but Y is
+    available; fix: ``fix``". Returns ``need``."""
+    have = available if available is not None else available_memory()
+    if have is not None and need > have:
+        raise InputError(f"the problem is too large for memory: {task} needs about {_size(need)} but {_size(have)} "
+                         f"is available; fix: {fix}, free memory, or set {MEMORY_ENV} to override the limit")
+    return need
+
+
 def check_memory(n_context: int, d: int, config, available: int | None = None) -> int:
     """Refuse (InputError) a problem whose estimated peak memory exceeds the available memory.
     Returns the estimate in bytes."""
-    need = estimate_infer_memory(n_context, d, config)
-    have = available if available is not None else available_memory()
-    if have is not None and need > have:
-        cfg = config if isinstance(config, dict) else config.to_dict()
-        n = min(int(n_context), int(cfg.get("max_context", n_context)))
-        raise InputError(
-            f"the problem is too large for memory: inferring {d} nodes from {n} context rows needs about "
-            f"{_size(need)} but {_size(have)} is available; fix: use fewer nodes (a subgraph) or fewer rows, "
-            f"free memory, or set {MEMORY_ENV} to override the limit"
-        )
-    return need
+    cfg = config if isinstance(config, dict) else config.to_dict()
+    n = min(int(n_context), int(cfg.get("max_context", n_context)))
+    return refuse_if_too_large(estimate_infer_memory(n_context, d, config),
+                               f"inferring {d} nodes from {n} context rows",
+                               "use fewer nodes (a subgraph) or fewer rows", available)
+
+
+BYTES_PER_GENERATED_CELL = 64  # noise, solution, result frame (8 B each, with copies) and its CSV text (~25 B)
+
+
+def check_rows_memory(rows: int, d: int, what: str = "n", available: int | None = None) -> int:
+    """Refuse (InputError) generating ``rows`` rows of ``d`` nodes when they would not fit in memory, before
+    anything is allocated (``what`` names the option that asked for them)."""
+    return refuse_if_too_large(BYTES_PER_GENERATED_CELL * int(rows) * int(d),
+                               f"generating {what}={rows} rows of {d} nodes", f"ask for fewer rows ({what})",
+                               available)
+
+
+# measured peak memory of condfip.simulate above the interpreter's (CPU, float64): RFF mechanisms about
+# 1.5 KB per node pair (d = 300, 600), MLP/RFF about 100-125 B per generated cell (d = 50, 20,000-80,000 rows)
+SIMULATE_BYTES_PER_NODE_PAIR = 1700
+SIMULATE_BYTES_PER_CELL = 160
+
+
+def check_simulation_memory(nodes: int, samples: int, available: int | None = None) -> int:
+    """Refuse (InputError) a simulation that would not fit in memory, before it starts."""
+    need = SIMULATE_BYTES_PER_NODE_PAIR * nodes * nodes + SIMULATE_BYTES_PER_CELL * nodes * samples
+    return refuse_if_too_large(need, f"simulating {nodes} nodes x {samples} rows",
+                               "use fewer --nodes or --samples", available)
