@@ -9,6 +9,7 @@ the issue are kept here so that they stay passing. A case without a CLI (or API)
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -157,6 +158,32 @@ def bool_frame() -> pd.DataFrame:
     return frame
 
 
+def tampered(env: Env, meta_edit=None, tensor_edit=None, rechecksum: bool = True) -> Path:
+    """The module's SCM saved, then edited by hand: ``meta_edit(meta)`` / ``tensor_edit(tensors)`` in place;
+    ``rechecksum``: with a valid checksum for the edited content (so the later checks are what refuses it)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from condfip.saved import METADATA_KEY, content_checksum
+
+    path = env.scm.save(env.tmp / "scm.safetensors")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads(fh.metadata()[METADATA_KEY])
+        tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    if meta_edit:
+        meta_edit(meta)
+    if tensor_edit:
+        tensor_edit(tensors)
+    if rechecksum:
+        meta["checksum"] = content_checksum(meta, tensors)
+    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta)})
+    return path
+
+
+def load_tampered(env: Env, **edits):
+    return condfip.load_scm(tampered(env, **edits), weights=env.root / "weights")
+
+
 def shift_to_strings(x):
     return np.array(["high"] * len(x))
 
@@ -209,6 +236,19 @@ CASES: dict[str, Case] = {
     "json-as-data": Case("JSON", api=lambda e: e.model.infer(e.file("d.json", make_frame().to_json()), e.graph),
                          cli=lambda e: ["noise", str(e.file("d.json", make_frame().to_json())), "-g", e.graph,
                                         *e.weights()]),
+    # saved SCMs (no CLI command loads one)
+    "saved-scm-edited-edge": Case("checksum", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m["edges"].append(["d", "c"]), rechecksum=False)),
+    "saved-scm-edited-tensor": Case("checksum", api=lambda e: load_tampered(
+        e, tensor_edit=lambda t: t["context"].mul_(2.0), rechecksum=False)),
+    "saved-scm-cyclic": Case("cyclic", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m["edges"].append(["c", "a"]))),
+    "saved-scm-nan-context": Case("NaN", api=lambda e: load_tampered(
+        e, tensor_edit=lambda t: t["context"].__setitem__((0, 1), float("nan")))),
+    "saved-scm-missing-columns-key": Case("lacks the key", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m.pop("columns"))),
+    "saved-scm-unknown-edge-node": Case("not among its columns", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m["edges"].append(["a", "zz"]))),
     # cases that already passed before issue 21
     "cyclic-graph": Case("cycle", api=lambda e: e.model.infer(e.data, e.file("g.csv", edge_list(
         [*EDGES, ("c", "a")]))), cli=lambda e: ["noise", e.data, "-g", str(e.file("g.csv", edge_list(
