@@ -185,6 +185,15 @@ def write_table(frame: pd.DataFrame, out: Path | None, index: bool = False) -> N
     atomic_write(out, write, what="output file ")
 
 
+def print_trust_warnings(scm, frame: pd.DataFrame) -> None:
+    """The trust report's warnings (condfip.report: only those with a measured accuracy loss behind them), one
+    ``warning: ...`` line each on stderr, after the command's output."""
+    from condfip.report import report
+
+    for line in report(scm, None if hasattr(scm, "context") else frame).warnings:
+        typer.echo(f"warning: {one_line(line)}", err=True)
+
+
 def _keeps_index(frame: pd.DataFrame) -> bool:
     """Write the data's index only when it carries labels (not the default 0..n-1)."""
     return not isinstance(frame.index, pd.RangeIndex)
@@ -239,9 +248,8 @@ def sample(
 
         check_rows_memory(n, frame.shape[1], "-n")  # before the network is even loaded
     scm = _infer(frame, graph, weights, refined, isolated)
-    if interventions:
-        scm = scm.do(interventions)
-    write_table(scm.sample(n, seed=seed), out)
+    write_table((scm.do(interventions) if interventions else scm).sample(n, seed=seed), out)
+    print_trust_warnings(scm, frame)
 
 
 def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, refined: Refined = False,
@@ -254,6 +262,7 @@ def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, re
     frame = _read(data)
     scm = _infer(frame, graph, weights, refined, isolated)
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
+    print_trust_warnings(scm, frame)
 
 
 def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: Out = None,
@@ -267,6 +276,7 @@ def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None,
     interventions = interventions_from(do, shift, list(frame.columns), required=True)
     scm = _infer(frame, graph, weights, refined, isolated)
     write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
+    print_trust_warnings(scm, frame)
 
 
 def effect(
