@@ -78,7 +78,8 @@ def test_query_rows_beyond_the_range_warn_for_noise_and_counterfactuals(scm):
     rows.loc[3, "c"] = beyond(scm, "c", 4.0)
     for action in (lambda: scm.noise(rows), lambda: scm.counterfactual(rows, {"a": 0.0})):
         messages = caught(action)
-        assert any("1 of 20 rows" in m and "'c'" in m and "4.0 context SDs above" in m for m in messages), messages
+        assert any("(20 in all)" in m and "'c' (1 row(s), up to 4.0 context SDs above" in m
+                   for m in messages), messages
 
 
 def test_requests_inside_the_range_warn_nothing(scm):

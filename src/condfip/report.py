@@ -138,14 +138,14 @@ def report(scm, data=None, *, alpha: float = ALPHA) -> Report:
     else:
         named = data.attrs.get("source") if isinstance(data, pd.DataFrame) else None
         source = f"rows of {named}" if named else "given rows"
-    x, _ = scm._as_array(data, "data")
-    columns = scm.columns
-    rows, d = x.shape
-    if rows < 3:
-        raise InputError(f"report() needs at least 3 rows, got {rows}; fix: pass more rows")
     with warnings.catch_warnings():  # rows beyond the context's range: the report's own warning says it
         warnings.simplefilter("ignore", ExtrapolationWarning)
+        x, _ = scm._as_array(data, "data")
+        if len(x) < 3:
+            raise InputError(f"report() needs at least 3 rows, got {len(x)}; fix: pass more rows")
         noise = scm.noise(data).to_numpy()
+    columns = scm.columns
+    rows, d = x.shape
     ref = context.to_numpy() if context is not None else x
     mean, std = ref.mean(axis=0), ref.std(axis=0, ddof=1)
     std = np.where(std > 0, std, 1.0)

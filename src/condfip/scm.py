@@ -242,15 +242,19 @@ class SCM(ABC):
                               ExtrapolationWarning, stacklevel=4)
 
     def _warn_rows_beyond_range(self, x: np.ndarray, source: str) -> None:
+        """One warning for all the nodes whose values in ``x`` leave the known range (count, farthest, side)."""
         known = self.value_range()
         if known is None or not len(x):
             return
+        parts = []
         for j, node in enumerate(self.columns):
             count, far, side = _beyond(x[:, j], known[0][j], known[1][j], known[2][j])
             if count:
-                warnings.warn(f"{count} of {len(x)} rows of {source} lie beyond the context's range of {node!r}, "
-                              f"up to {_sds(far)} context SDs {side} value: the mechanisms there are an "
-                              f"extrapolation, so the answer is a guess", ExtrapolationWarning, stacklevel=4)
+                parts.append(f"{node!r} ({count} row(s), up to {_sds(far)} context SDs {side} value)")
+        if parts:
+            warnings.warn(f"rows of {source} ({len(x)} in all) lie beyond the context's range of {', '.join(parts)}: "
+                          f"the mechanisms there are an extrapolation, so the answers on those rows are a guess",
+                          ExtrapolationWarning, stacklevel=4)
 
     def _as_array(self, data, what: str) -> tuple[np.ndarray, pd.Index | None]:
         if isinstance(data, pd.DataFrame):
