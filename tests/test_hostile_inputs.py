@@ -249,6 +249,10 @@ CASES: dict[str, Case] = {
         e, meta_edit=lambda m: m.pop("columns"))),
     "saved-scm-unknown-edge-node": Case("not among its columns", api=lambda e: load_tampered(
         e, meta_edit=lambda m: m["edges"].append(["a", "zz"]))),
+    # effect: an interval from a handful of replicates is refused
+    "effect-too-few-replicates": Case("too few", api=lambda e: e.scm.effect("c", {"a": 1.0}, bootstrap=3),
+                                      cli=lambda e: ["effect", e.data, "-g", e.graph, "-t", "c", "--do", "a=1",
+                                                     "--bootstrap", "3", *e.weights()]),
     # cases that already passed before issue 21
     "cyclic-graph": Case("cycle", api=lambda e: e.model.infer(e.data, e.file("g.csv", edge_list(
         [*EDGES, ("c", "a")]))), cli=lambda e: ["noise", e.data, "-g", str(e.file("g.csv", edge_list(

@@ -288,9 +288,10 @@ def effect(
                                                      "(repeatable); default: no intervention (the "
                                                      "observational mean).")] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="Monte Carlo rows per estimate.")] = 1000,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates (context rows resampled "
-                                           "and the SCM re-inferred each time).")] = 50,
-    level: Annotated[float, typer.Option("--level", help="Coverage of the interval.")] = 0.95,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates (>= 20; 0: the estimate "
+                                           "alone): the context rows resampled and the SCM re-inferred each "
+                                           "time, in batches.")] = 50,
+    level: Annotated[float, typer.Option("--level", help="Nominal coverage of the interval.")] = 0.95,
     seed: Seed = 0,
     out: Out = None,
     weights: Weights = None,
@@ -298,7 +299,9 @@ def effect(
 ):
     """Average causal effect E[Y | do(X=a)] - E[Y | do(X=b)] with a bootstrap interval (one CSV row).
 
-    Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y].
+    Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y]. The interval (estimate +- z SD of
+    the replicates) covers the resampling of the context rows only, not the model's own error: it is no
+    statement about the true effect (README: its measured coverage). Progress goes to stderr.
 
     Example: condfip effect data.csv --graph graph.csv --target Y --do X=1 --versus X=0
     """
@@ -314,8 +317,28 @@ def effect(
                          f"fix: e.g. -n 1000 --bootstrap 50 --level 0.95")
     scm = _infer(frame, graph, weights, isolated=isolated)
     result = scm.effect(target, interventions, reference or None, n=n, bootstrap=bootstrap, seed=seed,
-                        level=level)
+                        level=level, progress=_progress("bootstrap replicates: encoder batches, then the fixed points"))
     write_table(pd.DataFrame([result.as_row()]), out)
+    typer.echo(f"note: the {level:.0%} interval covers {result.covers}", err=True)
+    print_trust_warnings(scm, frame)
+
+
+def _progress(label: str):
+    """A ``progress(done, total)`` callback: one line on stderr per step (redrawn in place on a terminal)."""
+    import time
+
+    start = time.perf_counter()
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        filled = int(20 * done / max(total, 1))
+        line = f"[{'#' * filled}{'.' * (20 - filled)}] {done}/{total} {time.perf_counter() - start:.1f}s  {label}"
+        sys.stderr.write(("\r" + line) if tty else line + "\n")
+        if tty and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
 
 
 def demo(

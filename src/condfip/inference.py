@@ -132,14 +132,15 @@ class InferredSCM(SCM):
 
     # ---- beyond the SCM interface (thin: the code lives in effects, report, saved, interop_dowhy) ----
     def effect(self, target: str, interventions, reference=None, *, n: int = 1000, bootstrap: int = 50,
-               seed: int | None = 0, level: float = 0.95, method: str | None = None):
+               seed: int | None = 0, level: float = 0.95, method: str | None = None, progress=None):
         """Average causal effect ``E[target | do(interventions)] - E[target | do(reference)]`` (reference
         None: no intervention) with a bootstrap interval over the context rows (each replicate re-infers
-        the SCM from resampled rows). See :func:`condfip.effects.average_effect`."""
+        the SCM from resampled rows, in batches). The interval covers that resampling only, not the model's
+        own error. See :func:`condfip.effects.average_effect`."""
         from condfip.effects import average_effect
 
         return average_effect(self, target, interventions, reference, n=n, bootstrap=bootstrap, seed=seed,
-                              level=level, method=method)
+                              level=level, method=method, progress=progress)
 
     def report(self, data=None):
         """Trust signals per node (R^2, noise-parent dependence, training-range warnings) on the context
