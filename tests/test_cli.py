@@ -110,13 +110,16 @@ def test_refined_flag_answers_with_the_hybrid(files, command):
 
 def test_effect_prints_one_csv_row_with_interval(files):
     out = table(cli(files, "effect", str(files["data"]), "--graph", str(files["graph"]), "--target", "p44/42",
-                    "--do", "a=1", "--versus", "a=-1", "-n", "100", "--bootstrap", "4"))
+                    "--do", "a=1", "--versus", "a=-1", "-n", "100", "--bootstrap", "20"))
     assert len(out) == 1
     row = out.iloc[0]
     assert row["target"] == "p44/42" and row["intervention"] == "do(a=1)" and row["reference"] == "do(a=-1)"
-    assert row["low"] <= row["high"] and row["replicates"] == 4
-    plain = table(cli(files, "effect", str(files["data"]), "--graph", str(files["graph"]), "-t", "d",
-                      "--do", "b=1=3", "-n", "50", "--bootstrap", "2"))
+    assert row["low"] <= row["effect"] <= row["high"] and row["replicates"] == 20
+    assert row["interval_covers"] == "resampling of the context rows only, not the model's own error"
+    plain = cli(files, "effect", str(files["data"]), "--graph", str(files["graph"]), "-t", "d",
+                "--do", "b=1=3", "-n", "50", "--bootstrap", "20")
+    assert "] 3/3 " in plain.stderr and "note: the 95% interval covers resampling" in plain.stderr  # progress
+    plain = table(plain)
     assert plain.iloc[0]["reference"] == "no intervention" and plain.iloc[0]["effect"] == 0.0
 
 

@@ -286,9 +286,15 @@ def test_read_graph_edge_list_csv(tmp_path):
 
 def test_read_graph_edge_list_any_header_and_isolated_nodes(tmp_path):
     path = _write(tmp_path / "edges.csv", 'from,to\np44/42,"a,b"\n')
-    graph = read_graph(path, nodes=["lonely", "p44/42", "a,b"])
+    # nodes=... no longer turns unmentioned names into isolated nodes: only a declaration does
+    assert set(read_graph(path, nodes=["lonely", "p44/42", "a,b"]).nodes) == {"p44/42", "a,b"}
+    graph = read_graph(path, isolated=["lonely"])
     assert set(graph.nodes) == {"lonely", "p44/42", "a,b"}
     assert _graph_edges(graph) == {("p44/42", "a,b")}
+    rows = _write(tmp_path / "rows.csv", 'from,to\np44/42,"a,b"\nlonely\nalso,\n')
+    assert set(read_graph(rows).nodes) == {"lonely", "also", "p44/42", "a,b"}
+    with _raises("declared isolated but have edges"):
+        read_graph(path, isolated=["p44/42"])
 
 
 def test_read_graph_adjacency_csv(tmp_path):
@@ -494,7 +500,9 @@ def test_load_inputs_csv_pair_with_isolated_column(tmp_path):
     _frame().assign(extra=np.linspace(0, 1, 30)).to_csv(data_path, index=False)
     graph_path = tmp_path / "edges.csv"
     pd.DataFrame(EDGES, columns=["cause", "effect"]).to_csv(graph_path, index=False)
-    data, graph = load_inputs(data_path, graph_path)
+    with _raises("data column(s) 'extra' are not graph nodes (no edge mentions them)"):
+        load_inputs(data_path, graph_path)
+    data, graph = load_inputs(data_path, graph_path, isolated=["extra"])
     assert list(graph.nodes) == [*NAMES, "extra"]
     assert list(data.columns) == list(graph.nodes)
     assert _graph_edges(graph) == set(EDGES)

@@ -347,6 +347,22 @@ def killed_and_reference_runs(tmp_path_factory):
             "log_after_kill": after_kill}
 
 
+def test_resume_says_so_and_logs_each_step_once(tmp_path, capsys):
+    cfg = tiny_config(encoder_steps=4, decoder_steps=2)
+    log = tmp_path / "run" / "losses.jsonl"
+    first = Trainer(cfg, tmp_path / "run", device=CPU, quiet=True)
+    first.run(log_path=log)
+    assert "resuming" not in capsys.readouterr().out
+    # an interrupted run: the checkpoint is at step 3, the log already has steps 4-6 that a resume replays
+    first.step = 3
+    first.save()
+    resumed = Trainer(cfg, tmp_path / "run", device=CPU, quiet=True)
+    assert "resuming from step 3" in capsys.readouterr().out
+    resumed.run(log_path=log)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == list(range(1, cfg.total_steps + 1))
+
+
 def test_sigkill_then_rerun_matches_uninterrupted_run_bitwise(killed_and_reference_runs):
     runs = killed_and_reference_runs
     resume, total = runs["resume_step"], runs["total"]

@@ -6,11 +6,12 @@
     scm.sample(1000); scm.do({"X": 3.0}).sample(1000); scm.counterfactual(data, {"X": 3.0})
 """
 
-from condfip.errors import InputError
+from condfip.errors import CondfipWarning, ExtrapolationWarning, InputError, InputWarning
 from condfip.inference import InferredSCM, ZeroShotModel, load_pretrained
 from condfip.saved import load_scm
 from condfip.scm import SCM
 
 __version__ = "0.1.0"
 
-__all__ = ["SCM", "InferredSCM", "InputError", "ZeroShotModel", "__version__", "load_pretrained", "load_scm"]
+__all__ = ["SCM", "CondfipWarning", "ExtrapolationWarning", "InferredSCM", "InputError", "InputWarning",
+           "ZeroShotModel", "__version__", "load_pretrained", "load_scm"]

@@ -136,6 +136,9 @@ def simulate_cmd(
     graph = str(choice_rng.choice(prior.graphs))
     noise = str(choice_rng.choice(prior.noises))
     d = int(choice_rng.integers(prior.nodes[0], prior.nodes[1] + 1))
+    from condfip.report import check_simulation_memory
+
+    check_simulation_memory(d, samples)  # before anything is allocated (InputError: one line, exit 1)
     try:
         dataset = simulate_dataset(prior, nodes=d, samples=samples, seed=seed, mechanism=mechanism,
                                    graphs=(graph,), noises=(noise,))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from condfip.atomic import atomic_write
 from condfip.errors import InputError
 
 EXIT_INPUT_ERROR = 1
+EXIT_USAGE_ERROR = 2
 
 
 def one_line(message: object) -> str:
@@ -27,15 +29,27 @@ def one_line(message: object) -> str:
     return " ".join(str(message).splitlines()).strip() or "bad input"
 
 
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the CLI: one line ``warning: <message>`` on stderr (no source line)."""
+    typer.echo(f"warning: {one_line(message)}", err=True)
+
+
 class OneLineErrors(TyperGroup):
-    """The CLI's command group: an InputError from any command becomes ``error: <message>`` and exit 1."""
+    """The CLI's command group: an InputError from any command becomes ``error: <message>`` and exit 1;
+    every warning prints as one line ``warning: <message>``."""
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except InputError as err:
-            typer.echo(f"error: {one_line(err)}", err=True)
-            raise typer.Exit(EXIT_INPUT_ERROR) from None
+        with warnings.catch_warnings():
+            warnings.showwarning = print_warning
+            try:
+                return super().invoke(ctx)
+            except InputError as err:
+                typer.echo(f"error: {one_line(err)}", err=True)
+                raise typer.Exit(EXIT_INPUT_ERROR) from None
+            except typer.BadParameter as err:  # a value typer could not parse, e.g. --seed 1.5
+                typer.echo(f"error: {one_line(err.format_message()).rstrip('.')}; fix: see condfip "
+                           f"{ctx.invoked_subcommand or ''} --help", err=True)
+                raise typer.Exit(EXIT_USAGE_ERROR) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,16 +127,37 @@ def _read(data: str) -> pd.DataFrame:
         return read_data(data)
 
 
-def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, refined: bool = False):
-    """Read GRAPH, check the memory estimate, infer the SCM of ``frame`` (with ``refined``: the hybrid)."""
+def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, refined: bool = False,
+           isolated: list[str] | None = None):
+    """Read GRAPH (plus the ``isolated`` nodes), check the memory estimate, infer the SCM of ``frame`` (with
+    ``refined``: the hybrid)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
     from condfip.report import check_memory
 
-    frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns)))
+    frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns), isolated=isolated))
     model = load_pretrained(weights)
     check_memory(len(frame), frame.shape[1], model.network.config)
     return model.infer_refined(frame, dag) if refined else model.infer(frame, dag)
+
+
+TABLE_WRITERS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}  # the -o suffixes, by writer
+
+
+def check_output(out: Path | None) -> Path | None:
+    """``out`` checked before any work: a suffix with a writer (.csv, .parquet, .pq) and a target that is new
+    or a regular file (never a directory, device, FIFO; a symlink is written through)."""
+    from condfip.atomic import writable_target
+
+    if out is None:
+        return None
+    out = Path(out)
+    if out.suffix.lower() not in TABLE_WRITERS:
+        shown = repr(out.suffix) if out.suffix else "no suffix"
+        raise InputError(f"output file {str(out)!r} has {shown}, and condfip writes only CSV (.csv) or Parquet "
+                         f"(.parquet, .pq); fix: name the output e.g. {out.stem or 'out'}.csv")
+    writable_target(out, what="output file ")
+    return out
 
 
 def write_table(frame: pd.DataFrame, out: Path | None, index: bool = False) -> None:
@@ -135,10 +170,10 @@ def write_table(frame: pd.DataFrame, out: Path | None, index: bool = False) -> N
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
         return
-    out = Path(out)
+    out = check_output(out)
 
     def write(tmp: str) -> None:
-        if out.suffix.lower() not in (".parquet", ".pq"):
+        if TABLE_WRITERS[out.suffix.lower()] == "CSV":
             frame.to_csv(tmp, index=index)
             return
         try:
@@ -148,6 +183,15 @@ def write_table(frame: pd.DataFrame, out: Path | None, index: bool = False) -> N
                              f"'condfip[parquet]' or write a .csv") from None
 
     atomic_write(out, write, what="output file ")
+
+
+def print_trust_warnings(scm, frame: pd.DataFrame) -> None:
+    """The trust report's warnings (condfip.report: only those with a measured accuracy loss behind them), one
+    ``warning: ...`` line each on stderr, after the command's output."""
+    from condfip.report import report
+
+    for line in report(scm, None if hasattr(scm, "context") else frame).warnings:
+        typer.echo(f"warning: {one_line(line)}", err=True)
 
 
 def _keeps_index(frame: pd.DataFrame) -> bool:
@@ -161,6 +205,9 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
 Data = Annotated[str, typer.Argument(help="Data table: CSV (header = node names) or Parquet (.parquet/.pq).")]
 Graph = Annotated[str, typer.Option("--graph", "-g", help="The causal DAG: CSV edge list (cause,effect), CSV "
                                     "adjacency table, .gml or .graphml; node names = the data's columns.")]
+Isolated = Annotated[list[str] | None, typer.Option("--isolated", help="A data column with no causes and no "
+                                                  "effects (repeatable); every other column must be a node of "
+                                                  "GRAPH.")]
 Weights = Annotated[Path | None, typer.Option("--weights", help="Another weights folder (condfip.safetensors + "
                                               "condfip.json); default: the shipped weights.")]
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Write the table here (CSV, or Parquet for "
@@ -185,41 +232,51 @@ def sample(
     out: Out = None,
     weights: Weights = None,
     refined: Refined = False,
+    isolated: Isolated = None,
 ):
     """Draw observational or interventional samples of the SCM inferred from DATA and GRAPH.
 
     Example: condfip sample data.csv --graph graph.csv --do X=1.5 --shift Z=-0.2 -n 1000 -o samples.csv
     """
+    check_output(out)
     frame = _read(data)
     interventions = interventions_from(do, shift, list(frame.columns))
     if n is not None and n < 1:
         raise InputError(f"-n must be a positive number of rows, got {n}; fix: pass e.g. -n 1000")
-    scm = _infer(frame, graph, weights, refined)
-    if interventions:
-        scm = scm.do(interventions)
-    write_table(scm.sample(n, seed=seed), out)
+    if n is not None:
+        from condfip.report import check_rows_memory
+
+        check_rows_memory(n, frame.shape[1], "-n")  # before the network is even loaded
+    scm = _infer(frame, graph, weights, refined, isolated)
+    write_table((scm.do(interventions) if interventions else scm).sample(n, seed=seed), out)
+    print_trust_warnings(scm, frame)
 
 
-def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, refined: Refined = False):
+def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, refined: Refined = False,
+          isolated: Isolated = None):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
     Example: condfip noise data.csv --graph graph.csv -o noise.csv
     """
+    check_output(out)
     frame = _read(data)
-    scm = _infer(frame, graph, weights, refined)
+    scm = _infer(frame, graph, weights, refined, isolated)
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
+    print_trust_warnings(scm, frame)
 
 
 def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: Out = None,
-                   weights: Weights = None, refined: Refined = False):
+                   weights: Weights = None, refined: Refined = False, isolated: Isolated = None):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
     Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
     """
+    check_output(out)
     frame = _read(data)
     interventions = interventions_from(do, shift, list(frame.columns), required=True)
-    scm = _infer(frame, graph, weights, refined)
+    scm = _infer(frame, graph, weights, refined, isolated)
     write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
+    print_trust_warnings(scm, frame)
 
 
 def effect(
@@ -231,19 +288,24 @@ def effect(
                                                      "(repeatable); default: no intervention (the "
                                                      "observational mean).")] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="Monte Carlo rows per estimate.")] = 1000,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates (context rows resampled "
-                                           "and the SCM re-inferred each time).")] = 50,
-    level: Annotated[float, typer.Option("--level", help="Coverage of the interval.")] = 0.95,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates (>= 20; 0: the estimate "
+                                           "alone): the context rows resampled and the SCM re-inferred each "
+                                           "time, in batches.")] = 50,
+    level: Annotated[float, typer.Option("--level", help="Nominal coverage of the interval.")] = 0.95,
     seed: Seed = 0,
     out: Out = None,
     weights: Weights = None,
+    isolated: Isolated = None,
 ):
     """Average causal effect E[Y | do(X=a)] - E[Y | do(X=b)] with a bootstrap interval (one CSV row).
 
-    Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y].
+    Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y]. The interval (estimate +- z SD of
+    the replicates) covers the resampling of the context rows only, not the model's own error: it is no
+    statement about the true effect (README: its measured coverage). Progress goes to stderr.
 
     Example: condfip effect data.csv --graph graph.csv --target Y --do X=1 --versus X=0
     """
+    check_output(out)
     frame = _read(data)
     columns = list(frame.columns)
     interventions = interventions_from(do, None, columns, required=True)
@@ -253,10 +315,30 @@ def effect(
     if n < 1 or bootstrap < 0 or not 0 < level < 1:
         raise InputError(f"need -n >= 1, --bootstrap >= 0 and 0 < --level < 1, got {n}, {bootstrap}, {level}; "
                          f"fix: e.g. -n 1000 --bootstrap 50 --level 0.95")
-    scm = _infer(frame, graph, weights)
+    scm = _infer(frame, graph, weights, isolated=isolated)
     result = scm.effect(target, interventions, reference or None, n=n, bootstrap=bootstrap, seed=seed,
-                        level=level)
+                        level=level, progress=_progress("bootstrap replicates: encoder batches, then the fixed points"))
     write_table(pd.DataFrame([result.as_row()]), out)
+    typer.echo(f"note: the {level:.0%} interval covers {result.covers}", err=True)
+    print_trust_warnings(scm, frame)
+
+
+def _progress(label: str):
+    """A ``progress(done, total)`` callback: one line on stderr per step (redrawn in place on a terminal)."""
+    import time
+
+    start = time.perf_counter()
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        filled = int(20 * done / max(total, 1))
+        line = f"[{'#' * filled}{'.' * (20 - filled)}] {done}/{total} {time.perf_counter() - start:.1f}s  {label}"
+        sys.stderr.write(("\r" + line) if tty else line + "\n")
+        if tty and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
 
 
 def demo(

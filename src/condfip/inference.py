@@ -83,6 +83,11 @@ class InferredSCM(SCM):
         return torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32)[None]
 
     # ---- the SCM interface --------------------------------------------------------------------------
+    def value_range(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The context's smallest and largest value and standard deviation per column (requests beyond warn)."""
+        x = self.context.to_numpy()
+        return x.min(axis=0), x.max(axis=0), self.std
+
     def mechanism_array(self, x: np.ndarray) -> np.ndarray:
         """T(x) generation by generation: the same calls the fixed point makes, so that
         ``sample(noise=noise(x))`` returns x to float64 rounding."""
@@ -138,14 +143,15 @@ class InferredSCM(SCM):
 
     # ---- beyond the SCM interface (thin: the code lives in effects, report, saved, interop_dowhy) ----
     def effect(self, target: str, interventions, reference=None, *, n: int = 1000, bootstrap: int = 50,
-               seed: int | None = 0, level: float = 0.95, method: str | None = None):
+               seed: int | None = 0, level: float = 0.95, method: str | None = None, progress=None):
         """Average causal effect ``E[target | do(interventions)] - E[target | do(reference)]`` (reference
         None: no intervention) with a bootstrap interval over the context rows (each replicate re-infers
-        the SCM from resampled rows). See :func:`condfip.effects.average_effect`."""
+        the SCM from resampled rows, in batches). The interval covers that resampling only, not the model's
+        own error. See :func:`condfip.effects.average_effect`."""
         from condfip.effects import average_effect
 
         return average_effect(self, target, interventions, reference, n=n, bootstrap=bootstrap, seed=seed,
-                              level=level, method=method)
+                              level=level, method=method, progress=progress)
 
     def report(self, data=None):
         """Trust signals per node (R^2, noise-parent dependence, training-range warnings) on the context
@@ -182,12 +188,13 @@ class ZeroShotModel:
         return self.network.config.max_context
 
     def infer(self, data, graph, *, abduction: str | None = None, noise_model: str = "empirical",
-              context_seed: int = 0) -> InferredSCM:
+              context_seed: int = 0, isolated: list[str] | None = None) -> InferredSCM:
         """Infer the SCM of ``data`` (DataFrame, CSV/Parquet path or named array) on ``graph`` (networkx
-        DiGraph with node names = columns, adjacency, edge-list CSV, GML/GraphML). Contexts larger than
-        ``max_context`` rows are subsampled (seeded by ``context_seed``)."""
+        DiGraph with node names = columns, adjacency, edge-list CSV, GML/GraphML; ``isolated``: columns with
+        no edges, which the graph must otherwise name). Contexts larger than ``max_context`` rows are
+        subsampled (seeded by ``context_seed``)."""
         frame = read_data(data)
-        frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns)))
+        frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns), isolated=isolated))
         context = frame
         if len(frame) > self.max_context:
             rows = np.sort(np.random.default_rng(context_seed).choice(len(frame), self.max_context, replace=False))

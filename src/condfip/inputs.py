@@ -29,7 +29,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from condfip.errors import InputError
+from condfip.errors import InputError, InputWarning
 
 __all__ = ["MIN_ROWS", "InputWarning", "load_inputs", "read_data", "read_graph", "validate"]
 
@@ -41,10 +41,6 @@ _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 _MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})  # CSV cells read as NaN
 _EDGE_LIST_HEADER = ["cause", "effect"]
 _SHOWN_NAMES = 10  # at most this many names are listed in one message
-
-
-class InputWarning(UserWarning):
-    """The input is accepted, but condfip's assumptions may not fit it (e.g. a binary column)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -239,8 +235,8 @@ def read_data(source: Any, columns: list[str] | None = None) -> pd.DataFrame:
 
 def _load_table(source: Any) -> tuple[pd.DataFrame, str]:
     """A DataFrame or a table file as a raw DataFrame, plus a description of where it came from."""
-    if isinstance(source, pd.DataFrame):
-        return source, "the data DataFrame"
+    if isinstance(source, pd.DataFrame):  # read_data's own result keeps the name of the file it came from
+        return source, source.attrs.get("source", "the data DataFrame")
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         where = f"data file {_q(str(path))}"
@@ -297,7 +293,13 @@ def _read_parquet(path: Path, where: str) -> pd.DataFrame:
 
 def _read_csv_table(path: Path, where: str) -> pd.DataFrame:
     """A CSV file as a DataFrame of strings; an unnamed first column is the index (as DataFrame.to_csv)."""
-    rows = _csv_rows(_read_text(path, where), where)
+    text = _read_text(path, where)
+    if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("{", "["):
+        raise InputError(
+            f"{where} is JSON, not a table; fix: convert it to CSV with one column per variable, e.g. "
+            f"pandas.read_json({_q(str(path))}).to_csv('data.csv', index=False)"
+        )
+    rows = _csv_rows(text, where)
     header, body = rows[0][1], rows[1:]
     _check_row_lengths(body, len(header), where)
     has_index = len(header) > 1 and not header[0].strip()
@@ -344,16 +346,22 @@ def _clean_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     _check_finite(data, where)
     _check_row_count(data, where)
     _check_not_constant(data, where)
+    _check_scale(data, where)
     _warn_few_values(data, where)
+    data.attrs["source"] = where
     return data
 
 
 def _float_column(series: pd.Series, name: str, where: str) -> np.ndarray:
     """One column as float64 (missing values become NaN); text, dates etc. are an error."""
     dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype) or (
-        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
-    ):
+    if pd.api.types.is_bool_dtype(dtype) or _is_boolean(series):
+        raise InputError(
+            f"column {_q(name)} in {where} is boolean (True/False); condfip models continuous variables, the "
+            f"same rule for a DataFrame and a file; fix: encode it as numbers if you accept that "
+            f"(data[{_q(name)}].astype(float) or 0/1 in the file) or drop the column"
+        )
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     values = series.to_numpy(dtype=object)
     try:
@@ -370,6 +378,21 @@ def _float_column(series: pd.Series, name: str, where: str) -> np.ndarray:
                 f"{_show(value)}); fix: encode it as numbers or drop the column"
             ) from None
     return result
+
+
+_BOOLEAN_TOKENS = frozenset({"true", "false"})
+
+
+def _is_boolean(series: pd.Series) -> bool:
+    """An object column whose values (missing ones aside) are all bools or the words true/false."""
+    if series.dtype != object:
+        return False
+    present = [v for v in series.to_numpy() if not (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+                                                   or (isinstance(v, str) and v.strip().lower() in _MISSING_TOKENS))]
+    return bool(present) and all(
+        isinstance(v, (bool, np.bool_)) or (isinstance(v, str) and v.strip().lower() in _BOOLEAN_TOKENS)
+        for v in present
+    )
 
 
 def _check_finite(data: pd.DataFrame, where: str) -> None:
@@ -403,6 +426,21 @@ def _check_not_constant(data: pd.DataFrame, where: str) -> None:
         )
 
 
+def _check_scale(data: pd.DataFrame, where: str) -> None:
+    """Every column must be standardisable in float64: a finite, non-zero standard deviation (values near
+    1e200 overflow its square, values near 1e-200 underflow it)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        std = data.to_numpy().std(axis=0, ddof=1)
+    for name, value in zip(data.columns, std, strict=True):
+        if not np.isfinite(value) or value <= 0 or not np.isfinite(1.0 / value):
+            size = float(np.abs(data[name].to_numpy()).max())
+            raise InputError(
+                f"column {_q(name)} in {where} cannot be standardised: its values (up to {size:.3g} in magnitude) "
+                f"are so far from 1 that its variance {'overflows' if not np.isfinite(value) else 'underflows'} "
+                f"in float64; fix: rescale the column (e.g. divide by {size:.0e}) or log-transform it"
+            )
+
+
 def _warn_few_values(data: pd.DataFrame, where: str) -> None:
     """Warn about each column with very few distinct values (binary/categorical data)."""
     for name, count in data.nunique().items():
@@ -419,29 +457,40 @@ def _warn_few_values(data: pd.DataFrame, where: str) -> None:
 # read_graph
 
 
-def read_graph(source: Any, nodes: list[str] | None = None) -> nx.DiGraph:
+def read_graph(source: Any, nodes: list[str] | None = None, isolated: list[str] | None = None) -> nx.DiGraph:
     """Read and check a causal DAG.
 
     Args:
         source: an ``nx.DiGraph``; an adjacency matrix as a square numpy array (``A[i, j] = 1`` means
             ``i -> j``) or as a DataFrame (index and columns are the node names); or a path to a
             ``.gml`` or ``.graphml`` file or to a CSV file holding either an edge list (two columns,
-            header e.g. ``cause,effect``) or a square adjacency table (header after the first cell
-            repeats the first column).
-        nodes: for a numpy matrix, the node names (required). For an edge-list CSV, nodes to add as
-            isolated nodes when no edge mentions them. Sources that carry their own node set
-            (DiGraph, adjacency DataFrame/CSV, GML, GraphML) ignore it; :func:`validate` compares
-            their nodes with the data.
+            header e.g. ``cause,effect``; a row with one name, ``NAME`` or ``NAME,``, declares a node
+            without edges) or a square adjacency table (header after the first cell repeats the first
+            column).
+        nodes: for a numpy matrix, the node names (required); other sources carry their own node set
+            and ignore it.
+        isolated: nodes without edges to add, whatever the source. One rule for every graph form: a
+            data column that the graph does not name is an error (:func:`validate`), never silently an
+            independent root; say that a column is isolated here or as a node row of an edge list.
 
     Returns:
         A DiGraph with str node names, no self-loops and no cycles.
 
     Raises:
         InputError: an undirected graph, a missing/empty/unreadable file, a malformed matrix,
-            a self-loop or a cycle.
+            a self-loop, a cycle, or an ``isolated`` node that has edges.
     """
-    extra = None if nodes is None else _name_list(nodes, "nodes")
-    graph, where = _load_graph(source, extra)
+    names = None if nodes is None else _name_list(nodes, "nodes")
+    graph, where = _load_graph(source, names)
+    if isolated is not None:
+        lonely = _name_list(isolated, "isolated")
+        connected = [name for name in lonely if name in graph and graph.degree(name) > 0]
+        if connected:
+            raise InputError(
+                f"node(s) {_names(connected)} are declared isolated but have edges in {where}; "
+                f"fix: drop them from the isolated nodes or remove their edges"
+            )
+        graph.add_nodes_from(lonely)
     if graph.number_of_nodes() == 0:
         raise InputError(f"{where} has no nodes; fix: pass a graph with one node per data column")
     _check_dag(graph, where)
@@ -460,7 +509,7 @@ def _load_graph(source: Any, nodes: list[str] | None) -> tuple[nx.DiGraph, str]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         where = f"graph file {_q(str(path))}"
-        return _read_graph_file(path, where, nodes), where
+        return _read_graph_file(path, where), where
     raise InputError(
         f"cannot read a graph from a {_type_name(source)}; fix: pass an nx.DiGraph, an adjacency matrix "
         f"(numpy array with nodes=[...] or DataFrame) or a .gml/.graphml/.csv path"
@@ -539,14 +588,14 @@ def _graph_from_matrix(values: np.ndarray, names: list[str], where: str) -> nx.D
     return graph
 
 
-def _read_graph_file(path: Path, where: str, nodes: list[str] | None) -> nx.DiGraph:
+def _read_graph_file(path: Path, where: str) -> nx.DiGraph:
     """A graph file, by suffix: ``.gml``, ``.graphml``, anything else as CSV."""
     suffix = path.suffix.lower()
     if suffix == ".gml":
         return _graph_from_networkx(_parse_graph_file(nx.read_gml, path, where, "GML"), where)
     if suffix == ".graphml":
         return _graph_from_networkx(_parse_graph_file(nx.read_graphml, path, where, "GraphML"), where)
-    return _graph_from_csv(path, where, nodes)
+    return _graph_from_csv(path, where)
 
 
 def _parse_graph_file(reader: Callable[[Path], nx.Graph], path: Path, where: str, kind: str) -> nx.Graph:
@@ -561,7 +610,7 @@ def _parse_graph_file(reader: Callable[[Path], nx.Graph], path: Path, where: str
         ) from None
 
 
-def _graph_from_csv(path: Path, where: str, nodes: list[str] | None) -> nx.DiGraph:
+def _graph_from_csv(path: Path, where: str) -> nx.DiGraph:
     """A CSV edge list (two columns) or square adjacency table (header repeats the first column)."""
     rows = _csv_rows(_read_text(path, where), where)
     header, body = rows[0][1], rows[1:]
@@ -571,7 +620,7 @@ def _graph_from_csv(path: Path, where: str, nodes: list[str] | None) -> nx.DiGra
         _check_names(names, where, kind="node")
         return _graph_from_matrix(np.array([row[1:] for _, row in body], dtype=object), names, where)
     if len(header) == 2:
-        return _graph_from_edge_rows(body, where, nodes)
+        return _graph_from_edge_rows(body, where)
     raise InputError(
         f"{where} is neither an edge list (2 columns, header cause,effect) nor a square adjacency table "
         f"(its header has {len(header)} cells and must repeat the first column's node names after the "
@@ -586,14 +635,19 @@ def _is_adjacency_table(header: list[str], body: list[tuple[int, list[str]]]) ->
     return len(header) >= 2 and [row[0] for _, row in body] == header[1:]
 
 
-def _graph_from_edge_rows(
-    body: list[tuple[int, list[str]]], where: str, nodes: list[str] | None
-) -> nx.DiGraph:
-    """Edge-list rows ``cause,effect`` as a DiGraph; ``nodes`` come first (isolated unless in an edge)."""
-    _check_row_lengths(body, 2, where)
+def _graph_from_edge_rows(body: list[tuple[int, list[str]]], where: str) -> nx.DiGraph:
+    """Edge-list rows ``cause,effect`` as a DiGraph; a row ``NAME`` or ``NAME,`` declares a node without edges."""
     graph = nx.DiGraph()
-    graph.add_nodes_from(nodes or [])
-    for line, (cause, effect) in body:
+    for line, row in body:
+        if len(row) == 1 or (len(row) == 2 and row[0].strip() and not row[1].strip()):
+            graph.add_node(row[0])
+            continue
+        if len(row) != 2:
+            raise InputError(
+                f"line {line} of {where} has {len(row)} fields; fix: write one edge per line as cause,effect "
+                f"(or one node name alone for a node without edges; quote names that contain commas)"
+            )
+        cause, effect = row
         if not cause.strip() or not effect.strip():
             raise InputError(
                 f"line {line} of {where} has an empty node name; fix: write every edge as cause,effect"
@@ -663,19 +717,24 @@ def _check_same_names(columns: list[Any], graph: nx.DiGraph) -> None:
             f"fix: add the column(s) to the data or drop the node(s) from the graph"
         )
     if no_node:
+        first = _plain(str(no_node[0]))
         problems.append(
-            f"data column(s) {_names(no_node)} are not graph nodes; "
-            f"fix: add them to the graph as isolated nodes or drop the column(s) from the data"
+            f"data column(s) {_names(no_node)} are not graph nodes (no edge mentions them); "
+            f"fix: add their edges, or, if they have no causes and no effects, declare them isolated (a line "
+            f"{first} alone in an edge-list CSV, isolated=[...] in Python, --isolated {first} on the command "
+            f"line), or drop the column(s) from the data"
         )
     if problems:
         raise InputError(" | ".join(problems))
 
 
-def load_inputs(data_source: Any, graph_source: Any) -> tuple[pd.DataFrame, nx.DiGraph]:
-    """Read the data, read the graph (named by the data's columns) and validate the pair.
+def load_inputs(data_source: Any, graph_source: Any,
+                isolated: list[str] | None = None) -> tuple[pd.DataFrame, nx.DiGraph]:
+    """Read the data, read the graph (a numpy matrix named by the data's columns; ``isolated``: columns
+    without edges) and validate the pair.
 
     See :func:`read_data`, :func:`read_graph` and :func:`validate` for the accepted sources.
     """
     data = read_data(data_source)
-    graph = read_graph(graph_source, nodes=list(data.columns))
+    graph = read_graph(graph_source, nodes=list(data.columns), isolated=isolated)
     return validate(data, graph)

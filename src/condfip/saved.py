@@ -9,10 +9,16 @@ the noise model, the default sample size and hard interventions.
 A loaded SCM answers exactly as the original (bitwise, for the same weights and seed): it uses the stored
 code and standardisation rather than recomputing them. Weights whose sha256 differs from the recorded one
 are refused. Writes are atomic (a temporary file in the same folder, then a rename).
+
+Integrity: the document also holds ``checksum``, a sha256 over every tensor (name, dtype, shape, bytes) and the
+rest of the document; ``load_scm`` recomputes it, so an edited edge, column or tensor is refused, and then checks
+what a checksum cannot vouch for in a file written by hand: the keys are present, the graph is a DAG over the
+columns, the tensors are finite and their shapes fit the columns.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,8 +32,23 @@ from condfip.atomic import atomic_write
 from condfip.errors import InputError
 from condfip.model import DatasetCode
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: with the content checksum
 METADATA_KEY = "condfip_scm"
+REQUIRED_KEYS = ("checksum", "columns", "edges", "index", "abduction", "noise_model", "default_n", "interventions",
+                 "weights_sha256", "model")
+
+
+def content_checksum(meta: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors (sorted by name: name, dtype, shape, bytes) and the document without its
+    ``checksum`` (canonical JSON)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes())
+    document = {key: value for key, value in meta.items() if key != "checksum"}
+    digest.update(json.dumps(document, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def _index_to_json(index: pd.Index) -> list | None:
@@ -75,6 +96,7 @@ def save_scm(scm, path: str | os.PathLike) -> Path:
     for name in DatasetCode._fields[1:]:  # the decoder options' parts of the code, when present
         if getattr(scm.code, name) is not None:
             tensors[name] = getattr(scm.code, name).contiguous().clone()
+    meta["checksum"] = content_checksum(meta, tensors)
     from safetensors.torch import save_file
 
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
@@ -109,7 +131,49 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     missing = [k for k in ("context", "mean", "std", "code") if k not in tensors]
     if missing:
         raise InputError(f"{where} lacks the tensors {missing}; fix: save the SCM again")
+    _check_integrity(meta, tensors, where)
     return meta, tensors
+
+
+def _check_integrity(meta: dict, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """The checksum, the keys, the graph (a DAG over the columns) and the tensors (finite, shapes that fit)."""
+    if not isinstance(meta, dict):
+        raise InputError(f"{where} has a corrupt header (not a JSON object); fix: save the SCM again")
+    absent = [key for key in REQUIRED_KEYS if key not in meta]
+    if absent:
+        raise InputError(f"{where} lacks the key(s) {absent} in its header; fix: save the SCM again")
+    if meta["checksum"] != content_checksum(meta, tensors):
+        raise InputError(f"{where} fails its checksum: its edges, columns or tensors were edited or corrupted "
+                         f"after it was saved; fix: save the SCM again from its data")
+    columns = meta["columns"]
+    if not isinstance(columns, list) or len(set(map(str, columns))) != len(columns) or not columns:
+        raise InputError(f"{where} has invalid columns {columns!r}; fix: save the SCM again")
+    graph = nx.DiGraph()
+    graph.add_nodes_from(map(str, columns))
+    try:
+        graph.add_edges_from((str(a), str(b)) for a, b in meta["edges"])
+    except (TypeError, ValueError):
+        raise InputError(f"{where} has malformed edges; fix: save the SCM again") from None
+    if set(graph.nodes) != set(map(str, columns)):
+        unknown = sorted(set(graph.nodes) - set(map(str, columns)))
+        raise InputError(f"{where} has edges on node(s) {unknown} that are not among its columns; fix: save the "
+                         f"SCM again")
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = " -> ".join(edge[0] for edge in nx.find_cycle(graph))
+        raise InputError(f"{where} has a cyclic graph ({cycle} -> ...); fix: save the SCM again from a DAG")
+    d = len(columns)
+    shapes = {"context": (None, d), "mean": (d,), "std": (d,)}
+    for name, shape in shapes.items():
+        actual = tuple(tensors[name].shape)
+        if len(actual) != len(shape) or any(want is not None and got != want for got, want in zip(actual, shape)):
+            raise InputError(f"{where} is inconsistent ({name} has shape {actual} for {d} columns); fix: save "
+                             f"the SCM again")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise InputError(f"{where} holds NaN or inf in its {name!r} tensor; fix: save the SCM again from "
+                             f"finite data")
+    if not (tensors["std"] > 0).all():
+        raise InputError(f"{where} has a zero or negative standard deviation; fix: save the SCM again")
 
 
 def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
@@ -137,10 +201,7 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
         raise InputError(f"saved SCM {str(path)!r} was inferred with model config {meta.get('model')}, the "
                          f"weights have {card.get('model')}; fix: pass the matching weights")
     columns = [str(c) for c in meta["columns"]]
-    context = tensors["context"].numpy()
-    if context.ndim != 2 or context.shape[1] != len(columns):
-        raise InputError(f"saved SCM {str(path)!r} is inconsistent (context shape {tuple(context.shape)} for "
-                         f"{len(columns)} columns); fix: save the SCM again")
+    context = tensors["context"].numpy()  # shape and finiteness checked by _read
     index = meta.get("index")
     frame = pd.DataFrame(context, columns=columns, index=None if index is None else pd.Index(index))
     graph = nx.DiGraph()

@@ -176,6 +176,8 @@ class Trainer:
         self.history: list[dict] = []
         if (self.out / "checkpoint.pt").exists():
             self.load(self.out / "checkpoint.pt")
+            if self.rank == 0:  # even when quiet: which state a run continues from is no progress line
+                print(f"resuming from step {self.step} ({self.out / 'checkpoint.pt'})", flush=True)
 
     # -- state ---------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -252,6 +254,14 @@ class Trainer:
         losses: list[float] = []
         start, window_start, window_steps = time.time(), time.time(), 0
         self.out.mkdir(parents=True, exist_ok=True)
+        if log_path and self.rank == 0 and Path(log_path).exists():
+            # rows past the checkpoint's step were written before an interruption and are about to be replayed
+            # (the same batches): keep only the rows the checkpoint covers, so no step appears twice
+            from condfip.atomic import atomic_write_text
+
+            kept = [line for line in Path(log_path).read_text().splitlines(keepends=True)
+                    if line.strip() and json.loads(line).get("step", 0) <= self.step]
+            atomic_write_text(log_path, "".join(line if line.endswith("\n") else line + "\n" for line in kept))
         log = open(log_path, "a", buffering=1) if (log_path and self.rank == 0) else None  # noqa: SIM115
         try:
             while self.step < cfg.total_steps:
