@@ -360,7 +360,11 @@ def check_data(frame: pd.DataFrame, method: str) -> None:
 def _search(x: np.ndarray, method: str, knowledge: Knowledge, seed: int) -> nx.DiGraph:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pattern = SEARCHES[method](x, knowledge, seed)
+        try:
+            pattern = SEARCHES[method](x, knowledge, seed)
+        except ImportError as err:
+            raise InputError(f"discovery method {method!r} needs a package that is not installed ({err.name}); "
+                             f"fix: pip install 'condfip[discover]'") from None
     return to_dag(pattern, knowledge, x.shape[1])
 
 
