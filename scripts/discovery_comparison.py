@@ -5,7 +5,8 @@ rows (no bootstrap) in a child process with a time cap; the DAG it returns (afte
 against the true graph (SHD, skeleton precision / recall, orientation accuracy) and handed to condfip, whose
 noise and intervention RMSE on the query rows are set beside condfip's on the true graph (the bench's tasks
 and scores, ``condfip.bench.tasks``).
-``calibrate``: ``discover`` with bootstrap resamples (default method unless --methods); every edge's
+``calibrate``: ``discover`` with bootstrap resamples (the default method for each dataset's size unless
+--methods); every edge's
 confidence and whether it is right (present and oriented as in the truth), binned.
 
 The SCMs come from ``condfip.bench.suites.make_problem`` with ``condfip.train.DESIGN_SEED``, neither the
@@ -30,7 +31,7 @@ from condfip.atomic import atomic_write_text
 from condfip.bench.graph_scores import graph_scores
 from condfip.bench.suites import make_problem
 from condfip.bench.tasks import run_tasks
-from condfip.discover import METHODS, discover
+from condfip.discover import METHODS, default_method, discover
 from condfip.train import DESIGN_SEED
 
 MAIN_CELLS = [(p, m, d, 400, 3) for p in ("paper-in", "paper-out") for m in ("linear", "rff") for d in (10, 20)]
@@ -72,7 +73,6 @@ def compare(args) -> None:
     import networkx as nx
 
     import condfip
-
     from condfip.discover import preload
 
     preload()  # the libraries load here, not inside each timed child
@@ -112,7 +112,7 @@ def calibrate(args) -> None:
         for k in range(count):
             problem = make_problem(preset, mechanism, d, n, k, seed=DESIGN_SEED)
             true_edges = {(str(u), str(v)) for u, v in problem.graph.edges()}
-            for method in args.methods:
+            for method in args.methods or [default_method(n, d)]:
                 start = time.perf_counter()
                 graph = discover(problem.context, method=method, resamples=args.resamples, seed=k)
                 seconds = time.perf_counter() - start
@@ -142,7 +142,7 @@ def summary(args) -> None:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for (cell, method), rs in sorted(groups.items()):
             ok = [r for r in rs if r["status"] == "ok"]
-            fmt = lambda key, p=2: f"{_mean([r.get(key) for r in ok]):.{p}f}"  # noqa: E731
+            fmt = lambda key, p=2, ok=ok: f"{_mean([r.get(key) for r in ok]):.{p}f}"
             print(f"| {cell} | {method} | {fmt('shd', 1) if method != 'true-graph' else '0'} | "
                   f"{fmt('precision') if method != 'true-graph' else '-'} | "
                   f"{fmt('recall') if method != 'true-graph' else '-'} | "
@@ -183,9 +183,8 @@ def main() -> None:
     s.add_argument("--calibration", type=Path)
     args = parser.parse_args()
     if args.command == "calibrate":
-        from condfip.discover import DEFAULT_RESAMPLES, default_method
+        from condfip.discover import DEFAULT_RESAMPLES
 
-        args.methods = args.methods or [default_method(400, 20)]
         args.resamples = DEFAULT_RESAMPLES if args.resamples is None else args.resamples
     {"compare": compare, "calibrate": calibrate, "summary": summary}[args.command](args)
 

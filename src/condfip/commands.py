@@ -321,9 +321,8 @@ def discover(
 
     Example: condfip discover data.csv --tier age --tier smoking,diet -o graph.csv
     """
-    from condfip.discover import DEFAULT_RESAMPLES
+    from condfip.discover import DEFAULT_RESAMPLES, edge_table
     from condfip.discover import discover as discover_graph
-    from condfip.discover import edge_table
     from condfip.inputs import read_graph
 
     frame = _read(data)

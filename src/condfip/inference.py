@@ -44,7 +44,10 @@ class InferredSCM(SCM):
     abduct with the decoder (see ``counterfactual``).
     ``noise_model``: how fresh noise is drawn: ``"empirical"`` (resample each node's marginal of the
     context's decoder-abducted noise by its inverse CDF) or ``"gaussian"`` (a per-node Gaussian fitted to it).
+    ``graph_source``: ``"given"``, or how ``infer(data, graph=None)`` discovered the graph.
     """
+
+    graph_source = "given"
 
     def __init__(self, network: CondFiP, card: dict, context: pd.DataFrame, graph: nx.DiGraph,
                  abduction: str = "decoder", noise_model: str = "empirical", default_n: int | None = None):
@@ -203,7 +206,10 @@ class ZeroShotModel:
         ``condfip+ols`` (``condfip.refined.LeastSquaresRefinedSCM``). Same arguments as ``infer``."""
         from condfip.refined import LeastSquaresRefinedSCM
 
-        return LeastSquaresRefinedSCM(self.infer(data, graph, **kwargs))
+        base = self.infer(data, graph, **kwargs)
+        refined = LeastSquaresRefinedSCM(base)
+        refined.graph_source = base.graph_source
+        return refined
 
 
 def load_pretrained(path: str | Path | None = None, *, lsq: bool = False) -> ZeroShotModel:

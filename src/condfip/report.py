@@ -240,9 +240,9 @@ def _low_confidence_edges(graph) -> list[str]:
     if not low:
         return []
     shown = ", ".join(f"{u} -> {v} ({c:.2f})" for c, u, v in low[:8]) + (" ..." if len(low) > 8 else "")
-    return [f"{len(low)} edge(s) of the discovered graph have bootstrap confidence below {LOW_CONFIDENCE:g}: "
+    return [(f"{len(low)} edge(s) of the discovered graph have bootstrap confidence below {LOW_CONFIDENCE:g}: "
             f"{shown}; answers that depend on them are uncertain: check them, or give the edges you know as "
-            f"required/forbidden knowledge to condfip.discover"]
+            f"required/forbidden knowledge to condfip.discover")]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condfip.baselines import FitTimeout
+from condfip.bench.inferred import GRAPHS, discovery_record, graph_from_record
 from condfip.bench.methods import ALL_METHODS, METHODS, Methods
-from condfip.bench.inferred import GRAPHS, discovery_record, graph_from_record, inferred_section
 from condfip.bench.report import render
 from condfip.bench.scale import FULL_GRID, QUICK_GRID, measure
 from condfip.bench.suites import (
@@ -384,8 +384,7 @@ class Bench:
             meta["plots"] = write_plots(self.records, cfg.out, SYNTH_METHODS_ORDER)
         (cfg.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         path = cfg.out / "results.md"
-        inferred = inferred_section(self.records, list(SYNTH_METHODS_ORDER))
-        path.write_text(render(self.records, meta, SYNTH_METHODS_ORDER) + "\n" + "\n".join(inferred) + "\n")
+        path.write_text(render(self.records, meta, SYNTH_METHODS_ORDER) + "\n")
         return path
 
 
