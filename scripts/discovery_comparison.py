@@ -107,12 +107,20 @@ def compare(args) -> None:
 
 
 def calibrate(args) -> None:
-    records = []
-    for preset, mechanism, d, n, count in MAIN_CELLS:
-        for k in range(count):
+    records = json.loads(args.out.read_text()) if args.out.exists() else []  # resume: keep what is there
+    done = {(r["cell"], r["index"], r["method"]) for r in records}
+    # the first SCM of every cell, then the second of every cell, ...: a stopped run still covers every cell
+    for k in range(max(count for *_, count in MAIN_CELLS)):
+        for preset, mechanism, d, n, count in MAIN_CELLS:
+            if k >= count:
+                continue
+            methods = [m for m in args.methods or [default_method(n, d)]
+                       if (f"{preset}/{mechanism}/d{d}/n{n}", k, m) not in done]
+            if not methods:
+                continue
             problem = make_problem(preset, mechanism, d, n, k, seed=DESIGN_SEED)
             true_edges = {(str(u), str(v)) for u, v in problem.graph.edges()}
-            for method in args.methods or [default_method(n, d)]:
+            for method in methods:
                 start = time.perf_counter()
                 graph = discover(problem.context, method=method, resamples=args.resamples, seed=k)
                 seconds = time.perf_counter() - start

@@ -148,8 +148,8 @@ def test_duplicate_columns(noise_frame, copy, word):
 
 def test_too_many_columns_refused_before_starting():
     rng = np.random.default_rng(1)
-    wide = pd.DataFrame(rng.normal(size=(80, 51)), columns=[f"V{i}" for i in range(51)])
-    with pytest.raises(condfip.InputError, match=r"at most 50 columns.*fix: use method='pc'"):
+    wide = pd.DataFrame(rng.normal(size=(80, 31)), columns=[f"V{i}" for i in range(31)])
+    with pytest.raises(condfip.InputError, match=r"at most 30 columns.*fix: use method='boss'"):
         discover(wide, method="ges")
 
 

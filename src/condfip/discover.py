@@ -42,18 +42,21 @@ from condfip.errors import InputError
 
 METHODS = ("pc", "ges", "boss", "direct-lingam")
 # the most columns each method is allowed, so that discover with the default resamples stays within
-# minutes on a 2-core machine (docs/discovery.md has the measured times per fit)
-MAX_COLUMNS = {"pc": 200, "ges": 50, "boss": 100, "direct-lingam": 50}
+# minutes on a 2-core machine: GES and DirectLiNGAM took over 60 s per search at d = 50, BOSS and PC 10-20 s
+# (docs/discovery.md has the measured times per search)
+MAX_COLUMNS = {"pc": 100, "ges": 30, "boss": 100, "direct-lingam": 30}
+SUGGESTED = ("boss", "pc", "ges", "direct-lingam")  # the method to suggest for many columns: fastest first
 MIN_DISCOVERY_ROWS = 30  # and at least columns + 10: the tests and scores need the covariance to be full rank
 DEFAULT_RESAMPLES = 20
 DUPLICATE_CORRELATION = 1.0 - 1e-9  # columns this correlated are the same variable for a discovery method
 
 
 def default_method(n_rows: int, n_columns: int) -> str:
-    """The method ``discover`` runs when none is named, chosen by measurement (docs/discovery.md): GES gave
-    condfip the most accurate answers over the d = 10 and d = 20 cells of the prior, but a GES search costs
-    10-40x a BOSS search at d = 20, too slow for the bootstrap there; BOSS had the best SHD at d = 20 and the
-    best downstream accuracy on nonlinear (RFF) mechanisms at d = 20. So: GES up to 10 columns, BOSS above."""
+    """The method ``discover`` runs when none is named, chosen by measurement (docs/discovery.md): on the
+    graph GES finds, condfip's noise and intervention answers had the best mean rank over the n = 400,
+    d in {10, 20} cells of the prior, but a GES search cost 6-8x a BOSS search at d = 20, too slow for the
+    bootstrap there; BOSS came next at d = 20 (best on RFF mechanisms, best SHD) and was the most accurate
+    at d = 20, n = 100 and d = 50. So: GES up to 10 columns, BOSS above."""
     return "ges" if n_columns <= 10 else "boss"
 
 
@@ -342,7 +345,7 @@ def check_data(frame: pd.DataFrame, method: str) -> None:
         raise InputError(f"discovery on {d} columns needs at least {need} rows, the data have {n}; fix: supply "
                          f"more rows, or pass the causal graph yourself (graph=...)")
     if d > MAX_COLUMNS[method]:
-        fast = [m for m in METHODS if MAX_COLUMNS[m] >= d]
+        fast = [m for m in SUGGESTED if MAX_COLUMNS[m] >= d]
         other = f"method={fast[0]!r} (handles up to {MAX_COLUMNS[fast[0]]})" if fast else "fewer columns"
         raise InputError(f"method {method!r} handles at most {MAX_COLUMNS[method]} columns in reasonable time "
                          f"and the data have {d}; fix: use {other}, or pass the causal graph yourself "
