@@ -97,6 +97,20 @@ def test_to_dag_resolves_cycles_and_undirected_edges_deterministically():
     assert sorted(first.edges()) == sorted(to_dag((directed, undirected), Knowledge(), 5).edges())
 
 
+def test_a_direction_the_search_leaves_open_counts_half_each_way(small):
+    # two Gaussian variables, X -> Y: no method that returns a CPDAG can orient the edge, so whichever
+    # direction the answer shows, its confidence is one half
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=300)
+    pair = pd.DataFrame({"X": x, "Y": x + 0.5 * rng.normal(size=300)})
+    for method in ("pc", "ges", "boss"):
+        graph = discover(pair, method=method, resamples=4, seed=0)
+        assert [c for *_, c in graph.edges(data="confidence")] == [0.5], method
+    dag = to_dag((set(), {(0, 1)}), Knowledge(), 2)
+    assert [settled for *_, settled in dag.edges(data="settled")] == [False]
+    assert to_dag(({(0, 1)}, set()), Knowledge(), 2).edges[0, 1]["settled"] is True
+
+
 def test_cpdag_extension_adds_no_v_structure():
     # 0 -> 1 - 2: orienting 2 -> 1 would make a new v-structure 0 -> 1 <- 2; the extension must give 1 -> 2
     dag = to_dag(({(0, 1)}, {(1, 2)}), Knowledge(), 3)

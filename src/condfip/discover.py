@@ -21,6 +21,8 @@ would close a cycle is reversed (dropped when the reverse also closes one or is 
 leaves undirected are oriented by the Dor-Tarsi consistent extension (no new v-structure), taking the first
 eligible node in column order, and any the extension cannot place follow a topological order of what is
 already directed (ties by column order). So every answer is a DAG, the same for the same data and seed.
+Directions set by that convention (extension, fallback, a reversal to break a cycle) are not evidence: in the
+bootstrap they count half for each direction, so such an edge's confidence is at most 0.5 per direction.
 """
 
 from __future__ import annotations
@@ -264,11 +266,14 @@ SEARCHES = {"pc": _pc, "ges": _ges, "boss": _boss, "direct-lingam": _direct_ling
 # one deterministic DAG from a pattern and the knowledge
 
 
-def _add_acyclic(dag: nx.DiGraph, cause: int, effect: int, knowledge: Knowledge) -> None:
-    """Add cause -> effect, or its reverse when the edge is not allowed or closes a cycle; else nothing."""
+def _add_acyclic(dag: nx.DiGraph, cause: int, effect: int, knowledge: Knowledge, settled: bool) -> None:
+    """Add cause -> effect, or its reverse when the edge is not allowed or closes a cycle; else nothing.
+    Edge attribute ``settled``: the direction comes from the search or the knowledge (``settled`` and not
+    reversed to break a cycle), not from a convention."""
     for u, v in ((cause, effect), (effect, cause)):
-        if knowledge.allowed(u, v) and not (dag.has_node(v) and dag.has_node(u) and nx.has_path(dag, v, u)):
-            dag.add_edge(u, v)
+        if knowledge.allowed(u, v) and not nx.has_path(dag, v, u):
+            reversed_for_cycle = (u, v) != (cause, effect) and knowledge.allowed(cause, effect)
+            dag.add_edge(u, v, settled=settled and not reversed_for_cycle)
             return
 
 
@@ -310,7 +315,7 @@ def to_dag(pattern: Pattern, knowledge: Knowledge, d: int) -> nx.DiGraph:
     directed, undirected = pattern
     dag = nx.DiGraph()
     dag.add_nodes_from(range(d))
-    dag.add_edges_from(sorted(knowledge.required))
+    dag.add_edges_from(sorted(knowledge.required), settled=True)
     open_edges = set()
     for i, j in sorted(undirected):
         if dag.has_edge(i, j) or dag.has_edge(j, i):
@@ -321,14 +326,14 @@ def to_dag(pattern: Pattern, knowledge: Knowledge, d: int) -> nx.DiGraph:
             open_edges.add((i, j))
     for cause, effect in sorted(directed):
         if not (dag.has_edge(cause, effect) or dag.has_edge(effect, cause)):
-            _add_acyclic(dag, cause, effect, knowledge)
+            _add_acyclic(dag, cause, effect, knowledge, settled=True)
     open_edges = {(i, j) for i, j in open_edges if not (dag.has_edge(i, j) or dag.has_edge(j, i))}
     for cause, effect in _dor_tarsi(dag, open_edges, d):
-        _add_acyclic(dag, cause, effect, knowledge)
+        _add_acyclic(dag, cause, effect, knowledge, settled=False)
     rank = {node: r for r, node in enumerate(nx.lexicographical_topological_sort(dag))}
     for i, j in sorted(open_edges):
         if not (dag.has_edge(i, j) or dag.has_edge(j, i)):
-            _add_acyclic(dag, *((i, j) if rank[i] < rank[j] else (j, i)), knowledge)
+            _add_acyclic(dag, *((i, j) if rank[i] < rank[j] else (j, i)), knowledge, settled=False)
     return dag
 
 
@@ -389,7 +394,8 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
 
     Returns:
         An nx.DiGraph over the columns (data order). Edge attributes: ``confidence`` (share of resamples whose
-        DAG has that edge in that direction) and ``given`` (True for a required edge). Graph attributes:
+        DAG has that edge in that direction; an edge whose direction the search left open, an undirected
+        CPDAG edge, counts half for each direction) and ``given`` (True for a required edge). Graph attributes:
         ``method``, ``resamples``, ``seed``, ``seconds``.
     """
     from condfip.inputs import read_data
@@ -407,12 +413,14 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
     x = frame.to_numpy(dtype=np.float64)
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     dag = _search(x, method, knowledge, seed)
-    counts: dict[tuple[int, int], int] = {}
+    counts: dict[tuple[int, int], float] = {}
     rng = np.random.default_rng([seed, 22])
     for _ in range(resamples):
         rows = rng.integers(0, len(x), len(x))
-        for edge in _search(x[rows], method, knowledge, seed).edges():
-            counts[edge] = counts.get(edge, 0) + 1
+        for u, v, settled in _search(x[rows], method, knowledge, seed).edges(data="settled"):
+            # a direction set by convention (an undirected CPDAG edge, a cycle broken) counts half each way
+            for edge, share in (((u, v), 1.0),) if settled else (((u, v), 0.5), ((v, u), 0.5)):
+                counts[edge] = counts.get(edge, 0.0) + share
     graph = nx.DiGraph(method=method, resamples=int(resamples), seed=seed)
     graph.add_nodes_from(columns)
     for u, v in dag.edges():
