@@ -6,6 +6,7 @@
     scm.sample(1000); scm.do({"X": 3.0}).sample(1000); scm.counterfactual(data, {"X": 3.0})
 """
 
+from condfip.discover import discover
 from condfip.errors import CondfipWarning, ExtrapolationWarning, InputError, InputWarning
 from condfip.inference import InferredSCM, ZeroShotModel, load_pretrained
 from condfip.saved import load_scm
@@ -14,4 +15,4 @@ from condfip.scm import SCM
 __version__ = "0.1.0"
 
 __all__ = ["SCM", "CondfipWarning", "ExtrapolationWarning", "InferredSCM", "InputError", "InputWarning",
-           "ZeroShotModel", "__version__", "load_pretrained", "load_scm"]
+           "ZeroShotModel", "__version__", "discover", "load_pretrained", "load_scm"]

@@ -172,7 +172,8 @@ def bench_cmd(
     cells: Annotated[str | None, typer.Option(
         help="Comma-separated glob patterns over cell names, e.g. 'paper-in/linear/d10/*,sachs,scale/*'.")
     ] = None,
-    parts: Annotated[str, typer.Option(help="Which parts to run.")] = "synthetic,sachs,scale",
+    parts: Annotated[str | None, typer.Option(
+        help="Which parts to run (default: synthetic,sachs,scale; with --graph inferred: synthetic).")] = None,
     dowhy_timeout: Annotated[float, typer.Option(
         help="Seconds per DoWhy fit (default: quick 90, full 600; 0: in process, no limit).")] = -1.0,
     sachs_dir: Annotated[Path | None, typer.Option(
@@ -183,6 +184,12 @@ def bench_cmd(
         help="Weights folder or file (default: the shipped weights).")] = None,
     retry_failed: Annotated[bool, typer.Option(
         help="Recompute records of an earlier run that failed or timed out.")] = False,
+    graph: Annotated[str, typer.Option(
+        "--graph", help="true: the true graphs; inferred: also every method on a graph discovered from the "
+        "context rows (condfip.discover), beside the true-graph figures, with the SHD (default methods: "
+        "condfip,dowhy).")] = "true",
+    discovery_method: Annotated[str | None, typer.Option(
+        help="The discovery method for --graph inferred (default: condfip.discover's).")] = None,
 ):
     """Benchmark condfip beside DoWhy-gcm and reference estimators (the paper's protocol, one command)."""
     import shlex
@@ -199,11 +206,16 @@ def bench_cmd(
         argv = ["bench", "--out", str(out)] + (["--quick"] if quick else [])
         argv += ["--retry-failed"] if retry_failed else []
         given = {"--methods": methods, "--cells": cells, "--parts": parts, "--dowhy-timeout": dowhy_timeout,
-                 "--sachs-dir": sachs_dir, "--sachs-splits": sachs_splits, "--weights": weights}
+                 "--sachs-dir": sachs_dir, "--sachs-splits": sachs_splits, "--weights": weights,
+                 "--graph": None if graph == "true" else graph, "--discovery-method": discovery_method}
         argv += [str(x) for k, v in given.items() if v is not None for x in (k, v)]
+    from condfip.bench.inferred import INFERRED_METHODS
+
+    inferred = graph == "inferred"
+    parts = parts or ("synthetic" if inferred else "synthetic,sachs,scale")
     try:
-        chosen = tuple(split(methods)) if methods else BenchConfig.methods
-        cfg = BenchConfig(out=out, quick=quick, methods=chosen,
+        chosen = tuple(split(methods)) if methods else (INFERRED_METHODS if inferred else BenchConfig.methods)
+        cfg = BenchConfig(out=out, quick=quick, methods=chosen, graph=graph, discovery_method=discovery_method,
                           cells=split(cells) if cells else None, parts=tuple(split(parts)),
                           dowhy_timeout=None if dowhy_timeout == 0 else dowhy_timeout,
                           sachs_dir=str(sachs_dir) if sachs_dir else None, sachs_splits=sachs_splits,

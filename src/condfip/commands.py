@@ -1,4 +1,5 @@
-"""The user-facing CLI commands (registered in ``condfip.cli``): sample, noise, counterfactual, effect, demo.
+"""The user-facing CLI commands (registered in ``condfip.cli``): discover, sample, noise, counterfactual, effect,
+demo.
 
 Every bad input raises :class:`~condfip.errors.InputError`; :class:`OneLineErrors` (the CLI's group class)
 prints it as one line ``error: <message>`` on stderr and exits with status 1, for every command.
@@ -127,15 +128,30 @@ def _read(data: str) -> pd.DataFrame:
         return read_data(data)
 
 
+GRAPH_AUTO = "auto"  # --graph auto: discover the graph from the data (condfip.discover, default method)
+
+
+def _discovered(frame: pd.DataFrame):
+    """``--graph auto``: the graph discovered from ``frame``, with one line on stderr saying how."""
+    from condfip.discover import discover
+
+    graph = discover(frame)
+    typer.echo(f"graph: discovered by {graph.graph['method']} ({graph.number_of_edges()} edges, "
+               f"{graph.graph['resamples']} bootstrap resamples; write it with `condfip discover`)", err=True)
+    return graph
+
+
 def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, refined: bool = False,
            isolated: list[str] | None = None):
-    """Read GRAPH (plus the ``isolated`` nodes), check the memory estimate, infer the SCM of ``frame`` (with
+    """Read GRAPH (``auto``: discover it; plus the ``isolated`` nodes), check the memory estimate, infer the SCM
+    of ``frame`` (with
     ``refined``: the hybrid)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
     from condfip.report import check_memory
 
-    frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns), isolated=isolated))
+    source = _discovered(frame) if graph == GRAPH_AUTO else graph
+    frame, dag = validate(frame, read_graph(source, nodes=list(frame.columns), isolated=isolated))
     model = load_pretrained(weights)
     check_memory(len(frame), frame.shape[1], model.network.config)
     return model.infer_refined(frame, dag) if refined else model.infer(frame, dag)
@@ -203,8 +219,10 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
 # options shared by the commands
 
 Data = Annotated[str, typer.Argument(help="Data table: CSV (header = node names) or Parquet (.parquet/.pq).")]
-Graph = Annotated[str, typer.Option("--graph", "-g", help="The causal DAG: CSV edge list (cause,effect), CSV "
-                                    "adjacency table, .gml or .graphml; node names = the data's columns.")]
+Graph = Annotated[str, typer.Option("--graph", "-g", help="The causal DAG: CSV edge list (cause,effect, "
+                                    "optionally a confidence column), CSV adjacency table, .gml or .graphml; "
+                                    "node names = the data's columns. 'auto': discover it from DATA "
+                                    "(condfip discover's default method).")]
 Isolated = Annotated[list[str] | None, typer.Option("--isolated", help="A data column with no causes and no "
                                                   "effects (repeatable); every other column must be a node of "
                                                   "GRAPH.")]
@@ -363,4 +381,41 @@ def demo(
              bootstrap_samples=min(400, samples), seed=seed, echo=typer.echo)
 
 
-COMMANDS = {"sample": sample, "noise": noise, "counterfactual": counterfactual, "effect": effect, "demo": demo}
+def discover(
+    data: Data,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the edge list (cause,effect,"
+                                             "confidence) here, atomically; default: CSV on stdout.")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="pc, ges, boss or direct-lingam; default: "
+                                               "chosen by the data's size (docs/discovery.md).")] = None,
+    required: Annotated[str | None, typer.Option("--required", help="Edge-list CSV (cause,effect) of edges "
+                                                 "that must be in the graph: a partial graph to complete.")] = None,
+    forbidden: Annotated[str | None, typer.Option("--forbidden", help="Edge-list CSV (cause,effect) of edges "
+                                                  "that must not be in the graph.")] = None,
+    tier: Annotated[list[str] | None, typer.Option("--tier", help="Comma-separated columns of one tier, "
+                                                   "earliest tier first (repeatable): no edge points to an "
+                                                   "earlier tier.")] = None,
+    resamples: Annotated[int | None, typer.Option("--resamples", help="Bootstrap resamples for the edges' "
+                                                  "confidence.")] = None,
+    seed: Seed = 0,
+):
+    """Discover a causal DAG from DATA and write it as an edge list with a bootstrap confidence per edge;
+    every command's --graph reads it back.
+
+    Example: condfip discover data.csv --tier age --tier smoking,diet -o graph.csv
+    """
+    from condfip.discover import DEFAULT_RESAMPLES, edge_table
+    from condfip.discover import discover as discover_graph
+    from condfip.inputs import read_graph
+
+    frame = _read(data)
+    knowledge = {name: read_graph(path) for name, path in (("required", required), ("forbidden", forbidden))
+                 if path is not None}
+    tiers = [[name.strip() for name in group.split(",") if name.strip()] for group in tier] if tier else None
+    graph = discover_graph(frame, method=method, tiers=tiers, seed=seed,
+                           resamples=DEFAULT_RESAMPLES if resamples is None else resamples, **knowledge)
+    typer.echo(f"discovered by {graph.graph['method']}: {graph.number_of_edges()} edges, "
+               f"{graph.graph['resamples']} bootstrap resamples, {graph.graph['seconds']:.1f} s", err=True)
+    write_table(edge_table(graph), out)
+
+
+COMMANDS = {"discover": discover, "sample": sample, "noise": noise, "counterfactual": counterfactual, "effect": effect, "demo": demo}

@@ -44,7 +44,10 @@ class InferredSCM(SCM):
     abduct with the decoder (see ``counterfactual``).
     ``noise_model``: how fresh noise is drawn: ``"empirical"`` (resample each node's marginal of the
     context's decoder-abducted noise by its inverse CDF) or ``"gaussian"`` (a per-node Gaussian fitted to it).
+    ``graph_source``: ``"given"``, or how ``infer(data, graph=None)`` discovered the graph.
     """
+
+    graph_source = "given"
 
     def __init__(self, network: CondFiP, card: dict, context: pd.DataFrame, graph: nx.DiGraph,
                  abduction: str = "decoder", noise_model: str = "empirical", default_n: int | None = None):
@@ -187,13 +190,23 @@ class ZeroShotModel:
     def max_context(self) -> int:
         return self.network.config.max_context
 
-    def infer(self, data, graph, *, abduction: str | None = None, noise_model: str = "empirical",
+    def infer(self, data, graph=None, *, abduction: str | None = None, noise_model: str = "empirical",
               context_seed: int = 0, isolated: list[str] | None = None) -> InferredSCM:
         """Infer the SCM of ``data`` (DataFrame, CSV/Parquet path or named array) on ``graph`` (networkx
         DiGraph with node names = columns, adjacency, edge-list CSV, GML/GraphML; ``isolated``: columns with
         no edges, which the graph must otherwise name). Contexts larger than ``max_context`` rows are
-        subsampled (seeded by ``context_seed``)."""
+        subsampled (seeded by ``context_seed``).
+
+        ``graph=None``: the graph is discovered from all rows by ``condfip.discover`` with its default method
+        (edges carry a bootstrap ``confidence``; ``scm.report()`` flags the low ones). ``scm.graph_source``
+        says where the graph came from: ``"given"`` or ``"discovered: <method>, <k> resamples"``."""
         frame = read_data(data)
+        source = "given"
+        if graph is None:
+            from condfip.discover import discover
+
+            graph = discover(frame)
+            source = f"discovered: {graph.graph['method']}, {graph.graph['resamples']} resamples"
         frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns), isolated=isolated))
         context = frame
         if len(frame) > self.max_context:
@@ -201,15 +214,20 @@ class ZeroShotModel:
             context = frame.iloc[rows]
         check_memory(len(context), frame.shape[1], self.network.config)
         abduction = abduction or self.card.get("default_abduction", "decoder")
-        return InferredSCM(self.network, self.card, context, dag, abduction=abduction, noise_model=noise_model,
-                           default_n=len(frame))
+        scm = InferredSCM(self.network, self.card, context, dag, abduction=abduction, noise_model=noise_model,
+                          default_n=len(frame))
+        scm.graph_source = source
+        return scm
 
-    def infer_refined(self, data, graph, **kwargs):
+    def infer_refined(self, data, graph=None, **kwargs):
         """``infer``, then least-squares corrections on the parents fitted on the context: the hybrid
         ``condfip+ols`` (``condfip.refined.LeastSquaresRefinedSCM``). Same arguments as ``infer``."""
         from condfip.refined import LeastSquaresRefinedSCM
 
-        return LeastSquaresRefinedSCM(self.infer(data, graph, **kwargs))
+        base = self.infer(data, graph, **kwargs)
+        refined = LeastSquaresRefinedSCM(base)
+        refined.graph_source = base.graph_source
+        return refined
 
 
 def load_pretrained(path: str | Path | None = None, *, lsq: bool = False) -> ZeroShotModel:

@@ -40,6 +40,7 @@ _FEW_DISTINCT = 5  # a column with at most this many distinct values gets an Inp
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 _MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})  # CSV cells read as NaN
 _EDGE_LIST_HEADER = ["cause", "effect"]
+_CONFIDENCE_EDGE_LIST_HEADER = ["cause", "effect", "confidence"]  # as `condfip discover` writes it
 _SHOWN_NAMES = 10  # at most this many names are listed in one message
 
 
@@ -517,7 +518,8 @@ def _load_graph(source: Any, nodes: list[str] | None) -> tuple[nx.DiGraph, str]:
 
 
 def _graph_from_networkx(graph: nx.Graph, where: str) -> nx.DiGraph:
-    """A directed networkx graph as a plain DiGraph with str node names."""
+    """A directed networkx graph as a plain DiGraph with str node names (edge attributes: only a discovered
+    graph's confidence and given)."""
     if not graph.is_directed():
         raise InputError(
             f"{where} is undirected ({type(graph).__name__}); "
@@ -527,7 +529,9 @@ def _graph_from_networkx(graph: nx.Graph, where: str) -> nx.DiGraph:
     _check_names(list(names.values()), where, kind="node")
     result = nx.DiGraph()
     result.add_nodes_from(names.values())
-    result.add_edges_from((names[cause], names[effect]) for cause, effect in graph.edges())
+    kept = ("confidence", "given")  # the edge attributes of a graph from condfip.discover
+    result.add_edges_from((names[cause], names[effect], {k: attrs[k] for k in kept if k in attrs})
+                          for cause, effect, attrs in graph.edges(data=True))
     return result
 
 
@@ -621,6 +625,8 @@ def _graph_from_csv(path: Path, where: str) -> nx.DiGraph:
         return _graph_from_matrix(np.array([row[1:] for _, row in body], dtype=object), names, where)
     if len(header) == 2:
         return _graph_from_edge_rows(body, where)
+    if [cell.strip().lower() for cell in header] == _CONFIDENCE_EDGE_LIST_HEADER:
+        return _graph_from_confidence_rows(body, where)
     raise InputError(
         f"{where} is neither an edge list (2 columns, header cause,effect) nor a square adjacency table "
         f"(its header has {len(header)} cells and must repeat the first column's node names after the "
@@ -653,6 +659,22 @@ def _graph_from_edge_rows(body: list[tuple[int, list[str]]], where: str) -> nx.D
                 f"line {line} of {where} has an empty node name; fix: write every edge as cause,effect"
             )
         graph.add_edge(cause, effect)
+    return graph
+
+
+def _graph_from_confidence_rows(body: list[tuple[int, list[str]]], where: str) -> nx.DiGraph:
+    """Edge-list rows ``cause,effect,confidence`` (confidence in [0, 1] or empty) as a DiGraph whose edges
+    carry a ``confidence`` attribute; a row ``NAME,,`` declares a node without edges."""
+    _check_row_lengths(body, 3, where)
+    graph = _graph_from_edge_rows([(line, row[:2]) for line, row in body], where)
+    for line, (cause, effect, text) in body:
+        if not effect.strip():
+            continue  # a node row
+        confidence = _float_or_nan(text) if text.strip() else None
+        if confidence is not None and not 0.0 <= confidence <= 1.0:
+            raise InputError(f"line {line} of {where} has confidence {_show(text)}; fix: write a number between "
+                             f"0 and 1, or leave the cell empty")
+        graph.edges[cause, effect]["confidence"] = confidence
     return graph
 
 

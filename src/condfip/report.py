@@ -41,6 +41,7 @@ import pandas as pd
 from condfip.errors import ExtrapolationWarning, InputError
 
 ALPHA = 0.01  # family-wise level of the independence screen
+LOW_CONFIDENCE = 0.5  # a discovered edge found in fewer than this share of bootstrap resamples is flagged
 OUTSIDE_SHARE = 0.05  # warn when more than this share of the given rows lies outside the context range
 SMALL_CONTEXT_NOISE_RATIO = 1.6  # docs/results/full: condfip noise RMSE, n = 50 over n = 400, median of 16 cells
 MEMORY_ENV = "CONDFIP_MEMORY_LIMIT"
@@ -219,7 +220,21 @@ def _warnings(scm, table: pd.DataFrame, rows: int, d: int, source: str, alpha: f
     if bad_r2:
         out.append(f"the mechanism of node(s) {bad_r2} explains less than a constant would (R^2 < 0) on the "
                    f"{source}")
+    out.extend(_low_confidence_edges(scm._graph))
     return out
+
+
+def _low_confidence_edges(graph) -> list[str]:
+    """One warning listing the edges (of a discovered graph) whose bootstrap ``confidence`` is low."""
+    low = sorted((attrs["confidence"], str(u), str(v)) for u, v, attrs in graph.edges(data=True)
+                 if attrs.get("confidence") is not None and not attrs.get("given")
+                 and float(attrs["confidence"]) < LOW_CONFIDENCE)
+    if not low:
+        return []
+    shown = ", ".join(f"{u} -> {v} ({c:.2f})" for c, u, v in low[:8]) + (" ..." if len(low) > 8 else "")
+    return [(f"{len(low)} edge(s) of the discovered graph have bootstrap confidence below {LOW_CONFIDENCE:g}: "
+            f"{shown}; answers that depend on them are uncertain: check them, or give the edges you know as "
+            f"required/forbidden knowledge to condfip.discover")]
 
 
 # --------------------------------------------------------------------------------------------------

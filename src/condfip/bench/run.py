@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condfip.baselines import FitTimeout
+from condfip.bench.inferred import GRAPHS, discovery_record, graph_from_record
 from condfip.bench.methods import ALL_METHODS, METHODS, Methods
 from condfip.bench.report import render
 from condfip.bench.scale import FULL_GRID, QUICK_GRID, measure
@@ -64,9 +65,19 @@ class BenchConfig:
     plots: bool = True
     quiet: bool = False
     notes: list[str] = field(default_factory=list)
+    graph: str = "true"  # "inferred": also every method on a discovered graph (condfip.bench.inferred)
+    discovery_method: str | None = None  # None: condfip.discover's default
 
     def __post_init__(self):
         self.out = Path(self.out)
+        if self.graph not in GRAPHS:
+            raise ValueError(f"unknown graph {self.graph!r}; choose from {GRAPHS}")
+        if self.discovery_method is not None:
+            from condfip.discover import METHODS as DISCOVERY_METHODS
+
+            if self.discovery_method not in DISCOVERY_METHODS:
+                raise ValueError(f"unknown discovery method {self.discovery_method!r}; choose from "
+                                 f"{DISCOVERY_METHODS}")
         unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown:
             raise ValueError(f"unknown methods {unknown}; choose from {ALL_METHODS}")
@@ -202,23 +213,28 @@ class Bench:
         return [m for m in self.cfg.methods if not (m == "dowhy" and cell.d > self.cfg.dowhy_max_d)]
 
     def run_dataset(self, cell: Cell, k: int, progress: Progress) -> None:
-        todo = [m for m in self.synthetic_methods(cell)
-                if any(("synthetic", m, t, cell.name, k) not in self.done for t in TASKS)]
+        parts = ["synthetic"] + (["synthetic-inferred"] if self.cfg.graph == "inferred" else [])
+        todo = [(part, m) for part in parts for m in self.synthetic_methods(cell)
+                if not (part == "synthetic-inferred" and m == "oracle")
+                and any((part, m, t, cell.name, k) not in self.done for t in TASKS)]
         if not todo:
             return
         problem = make_problem(cell.preset, cell.mechanism, cell.d, cell.n_context, k,
                                query_rows=self.cfg.query_rows)
+        graphs = {"synthetic": problem.graph}
+        if "synthetic-inferred" in parts:
+            graphs["synthetic-inferred"] = self.inferred_graph(cell, k, problem, progress)
         new = []
-        for m in todo:
-            progress.show(f"{cell.name} #{k} {m}")
-            base = {"part": "synthetic", "method": m, "cell": cell.name, "preset": cell.preset,
+        for part, m in todo:
+            progress.show(f"{cell.name} #{k} {m}{' (inferred graph)' if part != 'synthetic' else ''}")
+            base = {"part": part, "method": m, "cell": cell.name, "preset": cell.preset,
                     "mechanism": cell.mechanism, "d": cell.d, "n_context": cell.n_context,
                     "n_query": len(problem.query), "index": k, "seed": BENCH_SEED, "target": problem.target,
                     "value_do": problem.value,
                     **self._common(m)}
             start = time.perf_counter()
             try:
-                scm, fit_s = self.methods.fit(m, problem.context, problem.graph, truth=problem.truth, seed=k)
+                scm, fit_s = self.methods.fit(m, problem.context, graphs[part], truth=problem.truth, seed=k)
             except FitTimeout as err:
                 results = [{"task": t, "status": "timeout", "error": str(err)} for t in TASKS]
                 fit_s = err.seconds
@@ -236,6 +252,18 @@ class Bench:
                 rec["dataset_seconds"] = fit_s + answers if ok else None
                 new.append(rec)
         self._store(new)
+
+    def inferred_graph(self, cell: Cell, k: int, problem, progress: Progress):
+        """The discovered graph of dataset ``k`` (from an earlier run's record when there is one)."""
+        old = [r for r in self.records if r.get("part") == "discovery" and r["cell"] == cell.name
+               and r["index"] == k and r.get("status") == "ok"
+               and (self.cfg.discovery_method is None or r["method"] == self.cfg.discovery_method)]
+        if not old:
+            progress.show(f"{cell.name} #{k} discovery")
+            old = [{"part": "discovery", "cell": cell.name, "d": cell.d, "n_context": cell.n_context, "index": k,
+                    "load1": _load(), **discovery_record(problem, self.cfg.discovery_method, seed=k)}]
+            self._store(old)
+        return graph_from_record(old[0], problem.columns)
 
     # -- sachs --
     def run_sachs(self, progress: Progress) -> None:

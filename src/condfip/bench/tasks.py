@@ -12,7 +12,7 @@ node's noise scale (std of the true noise on the query rows), ``value_scaled``.
   range, the true query noise pushed through; scored on the target's descendants only, over both values' rows.
 
 A method whose SCM sets ``roots_as_values`` (DoWhy: a root's noise is its value) is handed the true root
-VALUES in the root columns of the noise rows.
+VALUES in the columns of the roots of its own graph (the true graph's, unless it was fitted on an inferred one).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def noise_for(scm: SCM, problem: Problem) -> pd.DataFrame:
     """The true query noise in the convention of ``scm`` (roots' values for ``roots_as_values``)."""
     noise = problem.true_noise.copy()
     if getattr(scm, "roots_as_values", False):
-        roots = [c for c in problem.columns if problem.graph.in_degree(c) == 0]
+        graph = scm.graph  # the method's own graph (an inferred graph's roots may differ from the truth's)
+        roots = [c for c in problem.columns if graph.in_degree(c) == 0]
         noise[roots] = problem.query[roots]
     return noise
 
