@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - the web extra is not installed
 MAX_UPLOAD_FILE = 4 * 1024 * 1024  # bytes per uploaded file (the model uses at most 1000 context rows)
 MAX_UPLOAD_BODY = 2 * MAX_UPLOAD_FILE * 4 // 3 + 64 * 1024  # two files, base64-encoded, plus the JSON around them
 MAX_BODY = 64 * 1024  # every other request
+DRAIN_FACTOR = 4  # an oversized body up to this many times the limit is read (and dropped) before the 413
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 GRAPH_SUFFIXES = (".csv", ".gml", ".graphml")
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
@@ -68,18 +69,25 @@ def _mib(nbytes: int) -> str:
 
 
 async def _body(request: Request, limit: int) -> dict:
-    """The request's JSON object, refusing more than ``limit`` bytes before reading them all."""
+    """The request's JSON object; more than ``limit`` bytes is refused (413). An oversized body is read to its
+    end and dropped, up to ``DRAIN_FACTOR * limit`` bytes, so that the client reads the answer rather than a
+    reset connection; a larger one is refused before reading."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"the request is {_mib(int(declared))}, over the page's limit of {_mib(limit)}; "
-                                f"fix: upload smaller files (at most {_mib(MAX_UPLOAD_FILE)} each)")
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    shown = f"the request ({_mib(size)})" if size else "the request"
+    refused = RequestError(413, f"{shown} is over the page's limit of {_mib(limit)}; fix: send less (uploads: at "
+                                f"most {_mib(MAX_UPLOAD_FILE)} per file)")
+    if size is not None and size > DRAIN_FACTOR * limit:
+        raise refused
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"the request is over the page's limit of {_mib(limit)}; fix: upload smaller "
-                                    f"files (at most {_mib(MAX_UPLOAD_FILE)} each)")
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > DRAIN_FACTOR * limit:
+            raise refused
+    if size > limit:
+        raise refused
     try:
         body = json.loads(b"".join(chunks) or b"{}")
     except (ValueError, UnicodeDecodeError):
@@ -124,7 +132,7 @@ def create_app(store: SessionStore, model) -> Starlette:
             raise RequestError(410, str(err)) from None
 
     def summary(body: dict) -> dict:
-        return answers.summary(workspace_of(body))
+        return {**answers.summary(workspace_of(body)), "upload_limit_bytes": MAX_UPLOAD_FILE}
 
     def intervene(body: dict) -> dict:
         workspace = workspace_of(body)
@@ -168,7 +176,7 @@ def create_app(store: SessionStore, model) -> Starlette:
                 message = str(err).replace(str(data_path), data_name).replace(str(graph_path), graph_name)
                 raise InputError(message) from None
         token = store.add(workspace)
-        return {"session": token, "summary": answers.summary(workspace)}
+        return {"session": token, "summary": {**answers.summary(workspace), "upload_limit_bytes": MAX_UPLOAD_FILE}}
 
     def api(handler, limit: int = MAX_BODY):
         async def endpoint(request: Request) -> Response:

@@ -386,6 +386,15 @@ async function upload(event) {
   error.textContent = "";
   const dataFile = $("upload-data").files[0], graphFile = $("upload-graph").files[0];
   if (!dataFile || !graphFile) { error.textContent = "choose both a data table and a graph file"; return; }
+  for (const file of [dataFile, graphFile]) {  // the server refuses these too; this saves sending them
+    if (file.size > summary.upload_limit_bytes) {
+      const mib = (bytes) => (bytes / 1024 / 1024).toFixed(1) + " MiB";
+      error.textContent = file.name + " is " + mib(file.size) + ", over the page's limit of " +
+        mib(summary.upload_limit_bytes) + " per file; fix: upload fewer rows (the model uses at most 1000 " +
+        "context rows) or use the CLI for large files";
+      return;
+    }
+  }
   try {
     const body = { data: { name: dataFile.name, content: await readBase64(dataFile) },
                    graph: { name: graphFile.name, content: await readBase64(graphFile) } };
