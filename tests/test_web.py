@@ -28,10 +28,10 @@ from typer.testing import CliRunner
 
 uvicorn = pytest.importorskip("uvicorn", reason="the web extra is not installed: pip install -e '.[web]'")
 
-from condfip.cli import app as cli_app  # noqa: E402
-from condfip.simulate import get_prior, simulate  # noqa: E402
-from condfip.web.server import MAX_UPLOAD_BODY, MAX_UPLOAD_FILE, bind, prepare, url_of  # noqa: E402
-from condfip.web.sessions import SessionGone, SessionStore  # noqa: E402
+from condfip.cli import app as cli_app
+from condfip.simulate import get_prior, simulate
+from condfip.web.server import MAX_UPLOAD_BODY, MAX_UPLOAD_FILE, bind, prepare, url_of
+from condfip.web.sessions import SessionGone, SessionStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -310,7 +310,14 @@ def browser():
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1500"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    from selenium.webdriver.common.selenium_manager import SeleniumManager
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("Selenium Manager was asked for a driver or a browser; use the system ones")
+
+    with pytest.MonkeyPatch.context() as patch:  # Selenium must use /usr/bin/chromedriver, never fetch one
+        patch.setattr(SeleniumManager, "binary_paths", no_download)
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
@@ -345,6 +352,7 @@ def open_page(driver, url):
 
 def test_default_page_loads_the_sachs_demo(browser, demo_server):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     url = demo_server[1].split()[2]
     open_page(browser, url)
@@ -355,6 +363,10 @@ def test_default_page_loads_the_sachs_demo(browser, demo_server):
     browser.find_element(By.CSS_SELECTOR, 'g.dag-node[data-node="PKC"]').click()
     settled(browser, before)
     assert len(browser.find_elements(By.CSS_SELECTOR, ".hist")) == 8  # PKC and its 7 descendants
+    before = version(browser)
+    browser.find_element(By.CSS_SELECTOR, '.intervention[data-node="PKC"] input.slider').send_keys(Keys.END)
+    settled(browser, before)
+    assert "beyond the data" in browser.find_element(By.ID, "beyond-warnings").text
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "serve-sachs.png"))
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -137,7 +137,7 @@ def create_app(store: SessionStore, model) -> Starlette:
     def intervene(body: dict) -> dict:
         workspace = workspace_of(body)
         chosen, checked = fields.interventions(body, workspace.columns)
-        n = fields.integer(body, "n", 2000, 10, fields.MAX_ROWS, " (the page plots at most that many rows)")
+        n = fields.integer(body, "n", 1000, 10, fields.MAX_ROWS, " (the page plots at most that many rows)")
         seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
         return answers.intervene(workspace, chosen, checked, n, seed)
 
@@ -187,7 +187,7 @@ def create_app(store: SessionStore, model) -> Starlette:
                 return _error(err.status, str(err))
             except InputError as err:
                 return _error(400, str(err))
-            except Exception as err:  # noqa: BLE001 - the page gets one line, the log the traceback
+            except Exception as err:
                 log.exception("condfip serve: %s failed", request.url.path)
                 return _error(500, f"internal error ({type(err).__name__}) answering {request.url.path}; the "
                                    f"server's log has the details")

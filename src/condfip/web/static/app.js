@@ -209,7 +209,7 @@ async function refresh() {
   const interventions = interventionList();
   try {
     const [dist, cf] = await Promise.all([
-      api("intervene", { interventions, n: 2000, seed: 0 }),
+      api("intervene", { interventions, n: 1000, seed: 0 }),
       api("counterfactual", { interventions, row: state.row }),
     ]);
     if (mine !== requestCount) return;  // a newer request is on its way
