@@ -116,7 +116,7 @@ BAD_REQUESTS = [
     ("intervene", _do(kind="soft"), 400, "kind 'soft'"),
     ("intervene", {"interventions": "X0=1"}, 400, "interventions must be a list"),
     ("intervene", {"interventions": [_do()["interventions"][0]] * 2}, 400, "twice"),
-    ("intervene", {**_do(), "n": 10**9}, 400, "n=1000000000 is outside 10..20000"),
+    ("intervene", {**_do(), "n": 10**9}, 400, "n=1000000000 is outside 10..10000"),
     ("intervene", {**_do(), "n": "many"}, 400, "n must be a whole number"),
     ("intervene", {**_do(), "n": 2.5}, 400, "n must be a whole number"),
     ("samples", {"n": 10**7}, 400, "n=10000000 is outside 1..20000"),
@@ -259,6 +259,18 @@ def test_serve_needs_data_and_graph_together():
     assert result.output.strip().startswith("error: condfip serve takes DATA and --graph GRAPH together")
 
 
+def test_serve_refuses_a_taken_port_in_one_line():
+    taken = bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        result = CliRunner().invoke(cli_app, ["serve", "--port", str(port)])
+    finally:
+        taken.close()
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(f"error: cannot listen on 127.0.0.1:{port} (")
+    assert len(result.output.strip().splitlines()) == 1
+
+
 @pytest.fixture(scope="module")
 def demo_process():
     """`condfip serve` with no arguments, as a user starts it: the Sachs demo data on 127.0.0.1, a free port.
@@ -378,6 +390,7 @@ def test_slider_moves_the_childs_plotted_mean_the_right_way(browser, server, sim
     the direction the simulator's ground truth says (the edge with the largest true effect)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     frame, truth = sim["frame"], sim["truth"]
 
@@ -409,6 +422,17 @@ def test_slider_moves_the_childs_plotted_mean_the_right_way(browser, server, sim
     flag = browser.find_element(By.CSS_SELECTOR, f'.intervention[data-node="{parent}"] .beyond-flag').text
     assert flag == "beyond the data"
     assert "beyond the data" in browser.find_element(By.ID, "beyond-warnings").text
+    # the effect on the child, with its interval, on request
+    Select(browser.find_element(By.ID, "effect-target")).select_by_value(child)
+    bootstrap = browser.find_element(By.ID, "effect-bootstrap")
+    bootstrap.clear()
+    bootstrap.send_keys("2")
+    browser.find_element(By.ID, "effect-button").click()
+    text = wait(browser, "const e = document.getElementById('effect-result'); "
+                         "return e.dataset.effect !== undefined && e.textContent", what="the effect")
+    assert text.startswith(f"E[{child} | do({parent}=") and "2 bootstrap replicates" in text
+    effect = float(browser.find_element(By.ID, "effect-result").get_attribute("data-effect"))
+    assert np.sign(effect) == np.sign(expected)  # at the slider's top, above the parent's mean
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "serve-slider.png"))
 
@@ -437,3 +461,27 @@ def test_bad_upload_shows_the_error_and_a_good_one_survives_a_reload(browser, se
     wait(browser, "return document.getElementById('dataset-name').textContent.includes('(your upload)')",
          what="the reloaded upload")
     assert browser.find_element(By.ID, "dataset-name").text.startswith("reload.csv + graph.csv")
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")  # another tab has its own sessionStorage: it does not see the upload
+    try:
+        browser.get(server.url)
+        wait(browser, "return document.getElementById('dataset-name').textContent.startsWith('data.csv')",
+             what="the other tab")
+    finally:
+        browser.close()
+        browser.switch_to.window(first)
+
+
+def test_an_upload_the_server_no_longer_holds_is_said_not_hidden(browser, server):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, server.url)
+    browser.execute_script("sessionStorage.setItem('condfip-serve', JSON.stringify({session: 'gone-token', "
+                           "interventions: {}, row: 0, target: null}))")
+    browser.refresh()
+    banner = wait(browser, "const b = document.getElementById('banner'); return !b.hidden && b.textContent",
+                  what="the banner")
+    assert "no longer on the server" in banner and "upload the files again" in banner
+    wait(browser, "return document.getElementById('dataset-name').textContent.startsWith('data.csv')",
+         what="the server's data")
+    assert browser.find_element(By.ID, "banner").is_displayed()

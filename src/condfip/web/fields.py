@@ -10,7 +10,8 @@ from typing import Any
 from condfip.errors import InputError
 
 KINDS = ("do", "shift")
-MAX_ROWS = 20_000  # generated rows per answer (histograms, downloads)
+MAX_ROWS = 20_000  # generated rows per download
+MAX_PLOTTED_ROWS = 10_000  # generated rows per histogram answer
 MAX_EFFECT_ROWS = 5_000  # Monte Carlo rows per effect estimate
 MAX_BOOTSTRAP = 50  # each replicate re-infers the SCM: about a second on Sachs
 

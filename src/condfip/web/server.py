@@ -137,7 +137,7 @@ def create_app(store: SessionStore, model) -> Starlette:
     def intervene(body: dict) -> dict:
         workspace = workspace_of(body)
         chosen, checked = fields.interventions(body, workspace.columns)
-        n = fields.integer(body, "n", 1000, 10, fields.MAX_ROWS, " (the page plots at most that many rows)")
+        n = fields.integer(body, "n", 1000, 10, fields.MAX_PLOTTED_ROWS, " (the page plots at most that many rows)")
         seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
         return answers.intervene(workspace, chosen, checked, n, seed)
 
@@ -264,8 +264,8 @@ def serve(data: str | Path | None = None, graph: str | Path | None = None, *, ho
     until interrupted."""
     import uvicorn
 
+    sock = bind(host, port)  # first: a taken port is refused before the model loads
     app = prepare(data, graph, weights)
-    sock = bind(host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         echo(f"warning: listening on {host}: anyone who can reach this machine can use the page and its uploads")
     echo(f"condfip serve: {url_of(sock)}  (Ctrl-C to stop)")

@@ -47,11 +47,11 @@ class Workspace:
             return self._report
 
     def observational(self, n: int, seed: int) -> pd.DataFrame:
-        """``scm.sample(n, seed=seed)``, kept for the last few (n, seed) pairs asked for."""
+        """``scm.sample(n, seed=seed)``, kept for the last two (n, seed) pairs asked for."""
         key = (n, seed)
         with self._lock:
             if key not in self._observational:
-                if len(self._observational) >= 4:
+                if len(self._observational) >= 2:
                     self._observational.pop(next(iter(self._observational)))
                 self._observational[key] = self.scm.sample(n, seed=seed)
             return self._observational[key]
