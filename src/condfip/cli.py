@@ -226,6 +226,25 @@ def bench_cmd(
     typer.echo(f"wrote {run_bench(cfg)}")
 
 
+@app.command("serve")
+def serve_cmd(
+    data: Annotated[str | None, typer.Argument(help="Data table (CSV or Parquet); default: the Sachs demo data.")] = None,
+    graph: Annotated[str | None, typer.Option("--graph", "-g", help="The DAG of DATA (edge list, adjacency CSV, "
+                                              "GML, GraphML).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; only 127.0.0.1 unless you ask.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0: a free one (printed).")] = 0,
+    weights: Annotated[Path | None, typer.Option(help="Another weights folder; default: the shipped weights.")] = None,
+):
+    """A local what-if page: click nodes of the DAG, set interventions with sliders, watch distributions, effects
+    and counterfactuals (needs the web extra: pip install 'condfip[web]').
+
+    Example: condfip serve data.csv --graph graph.csv
+    """
+    from condfip.web import serve
+
+    serve(data, graph, host=host, port=port, weights=weights, echo=typer.echo)
+
+
 # the users' commands (code in condfip.commands): sample, noise, counterfactual, effect, demo
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)

@@ -1,0 +1,274 @@
+"""The what-if page's server: a Starlette app (one static page + a JSON API) run by uvicorn on 127.0.0.1.
+
+Routes: ``GET /`` the page; ``GET /static/<file>`` its script and style sheet (shipped in the package: the page
+loads nothing from elsewhere, and its Content-Security-Policy forbids it); ``POST /api/<answer>`` with a JSON
+object body: ``summary``, ``intervene``, ``effect``, ``counterfactual``, ``samples`` (CSV) and ``upload``.
+
+Every bad request gets a 4xx with a JSON body ``{"error": "<one line>"}``: 400 for bad fields or files (the
+input layer's ``InputError`` messages), 404/405 for unknown routes or methods, 410 for an upload the server no
+longer holds, 413 for a body over the size limit. An unexpected failure is a 500 with one line too; its
+traceback goes to the server's log only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import socket
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from condfip.commands import one_line
+from condfip.errors import InputError
+from condfip.web import answers, fields
+from condfip.web.sessions import SessionGone, SessionStore
+from condfip.web.workspace import load_workspace, sachs_workspace
+
+try:
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+except ImportError:  # pragma: no cover - the web extra is not installed
+    raise InputError("condfip serve needs the web extra; fix: pip install 'condfip[web]'") from None
+
+MAX_UPLOAD_FILE = 4 * 1024 * 1024  # bytes per uploaded file (the model uses at most 1000 context rows)
+MAX_UPLOAD_BODY = 2 * MAX_UPLOAD_FILE * 4 // 3 + 64 * 1024  # two files, base64-encoded, plus the JSON around them
+MAX_BODY = 64 * 1024  # every other request
+DRAIN_FACTOR = 4  # an oversized body up to this many times the limit is read (and dropped) before the 413
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+GRAPH_SUFFIXES = (".csv", ".gml", ".graphml")
+STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+          "style.css": "text/css; charset=utf-8"}
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:",
+                    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+log = logging.getLogger("condfip.web")
+
+
+class RequestError(Exception):
+    """A refused request: HTTP ``status`` and a one-line message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": one_line(message)}, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 1024 / 1024:.1f} MiB"
+
+
+async def _body(request: Request, limit: int) -> dict:
+    """The request's JSON object; more than ``limit`` bytes is refused (413). An oversized body is read to its
+    end and dropped, up to ``DRAIN_FACTOR * limit`` bytes, so that the client reads the answer rather than a
+    reset connection; a larger one is refused before reading."""
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    shown = f"the request ({_mib(size)})" if size else "the request"
+    refused = RequestError(413, f"{shown} is over the page's limit of {_mib(limit)}; fix: send less (uploads: at "
+                                f"most {_mib(MAX_UPLOAD_FILE)} per file)")
+    if size is not None and size > DRAIN_FACTOR * limit:
+        raise refused
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > DRAIN_FACTOR * limit:
+            raise refused
+    if size > limit:
+        raise refused
+    try:
+        body = json.loads(b"".join(chunks) or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "the request body is not valid JSON; fix: send a JSON object") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, f"the request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _upload_file(body: dict, field: str, suffixes: tuple[str, ...], folder: Path) -> tuple[Path, str]:
+    """``body[field] = {"name": ..., "content": base64}`` written into ``folder``: (path, shown name)."""
+    from condfip.demo import sanitise
+
+    item = body.get(field)
+    what = "data table" if field == "data" else "graph file"
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(item.get("content"), str):
+        raise RequestError(400, f"the upload has no {what}; fix: choose a {what} ({', '.join(suffixes)})")
+    name = sanitise(Path(item["name"]).name)
+    if Path(name).suffix.lower() not in suffixes:
+        raise RequestError(400, f"{what} {name!r} has an unsupported file type; fix: upload a "
+                                f"{' or '.join(suffixes)} file")
+    try:
+        content = base64.b64decode(item["content"], validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"{what} {name!r} is not valid base64; fix: let the page read the file") from None
+    if len(content) > MAX_UPLOAD_FILE:
+        raise RequestError(413, f"{what} {name!r} is {_mib(len(content))}, over the page's limit of "
+                                f"{_mib(MAX_UPLOAD_FILE)} per file; fix: upload fewer rows (the model uses at most "
+                                f"1000 context rows) or use the CLI for large files")
+    path = folder / (f"{field}-{name}")
+    path.write_bytes(content)
+    return path, name
+
+
+def create_app(store: SessionStore, model) -> Starlette:
+    """The app: the page and the JSON API over ``store`` (the server's dataset plus the sessions' uploads)."""
+
+    def workspace_of(body: dict):
+        try:
+            return store.get(fields.session(body))
+        except SessionGone as err:
+            raise RequestError(410, str(err)) from None
+
+    def summary(body: dict) -> dict:
+        return {**answers.summary(workspace_of(body)), "upload_limit_bytes": MAX_UPLOAD_FILE}
+
+    def intervene(body: dict) -> dict:
+        workspace = workspace_of(body)
+        chosen, checked = fields.interventions(body, workspace.columns)
+        n = fields.integer(body, "n", 1000, 10, fields.MAX_PLOTTED_ROWS, " (the page plots at most that many rows)")
+        seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
+        return answers.intervene(workspace, chosen, checked, n, seed)
+
+    def effect(body: dict) -> dict:
+        workspace = workspace_of(body)
+        chosen, _ = fields.interventions(body, workspace.columns, required=True)
+        target = fields.node(body, "target", workspace.columns)
+        n = fields.integer(body, "n", 500, 10, fields.MAX_EFFECT_ROWS)
+        bootstrap = fields.integer(body, "bootstrap", 10, 0, fields.MAX_BOOTSTRAP,
+                                   " (each replicate re-infers the SCM)")
+        seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
+        return answers.effect(workspace, chosen, target, n, bootstrap, seed)
+
+    def counterfactual(body: dict) -> dict:
+        workspace = workspace_of(body)
+        chosen, _ = fields.interventions(body, workspace.columns)
+        row = fields.integer(body, "row", 0, 0, len(workspace.data) - 1, " (a row number of the data)")
+        return answers.counterfactual(workspace, chosen, row)
+
+    def samples(body: dict) -> Response:
+        workspace = workspace_of(body)
+        chosen, _ = fields.interventions(body, workspace.columns)
+        n = fields.integer(body, "n", 1000, 1, fields.MAX_ROWS, " (use `condfip sample` for more rows)")
+        seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
+        text = answers.samples_csv(workspace, chosen, n, seed)
+        return Response(text, media_type="text/csv", headers={
+            **SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="condfip-samples.csv"'})
+
+    def upload(body: dict) -> dict:
+        with tempfile.TemporaryDirectory(prefix="condfip-upload-") as folder:
+            data_path, data_name = _upload_file(body, "data", DATA_SUFFIXES, Path(folder))
+            graph_path, graph_name = _upload_file(body, "graph", GRAPH_SUFFIXES, Path(folder))
+            try:
+                workspace = load_workspace(data_path, graph_path, model, f"{data_name} + {graph_name}")
+            except InputError as err:  # the input layer names the file by its path: name it as uploaded
+                message = str(err).replace(str(data_path), data_name).replace(str(graph_path), graph_name)
+                raise InputError(message) from None
+        token = store.add(workspace)
+        return {"session": token, "summary": {**answers.summary(workspace), "upload_limit_bytes": MAX_UPLOAD_FILE}}
+
+    def api(handler, limit: int = MAX_BODY):
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await _body(request, limit)
+                result = await run_in_threadpool(handler, body)
+            except RequestError as err:
+                return _error(err.status, str(err))
+            except InputError as err:
+                return _error(400, str(err))
+            except Exception as err:
+                log.exception("condfip serve: %s failed", request.url.path)
+                return _error(500, f"internal error ({type(err).__name__}) answering {request.url.path}; the "
+                                   f"server's log has the details")
+            if isinstance(result, Response):
+                return result
+            return JSONResponse(result, headers=SECURITY_HEADERS)
+
+        return endpoint
+
+    def static(name: str):
+        async def endpoint(request: Request) -> Response:
+            text = (resources.files("condfip.web") / "static" / name).read_bytes()
+            return Response(text, media_type=STATIC[name], headers=SECURITY_HEADERS)
+
+        return endpoint
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        what = "no such page" if exc.status_code == 404 else exc.detail
+        return _error(exc.status_code, f"{request.method} {request.url.path}: {what}")
+
+    routes = [Route("/", static("index.html")),
+              *[Route(f"/static/{name}", static(name)) for name in STATIC if name != "index.html"],
+              Route("/api/summary", api(summary), methods=["POST"]),
+              Route("/api/intervene", api(intervene), methods=["POST"]),
+              Route("/api/effect", api(effect), methods=["POST"]),
+              Route("/api/counterfactual", api(counterfactual), methods=["POST"]),
+              Route("/api/samples", api(samples), methods=["POST"]),
+              Route("/api/upload", api(upload, MAX_UPLOAD_BODY), methods=["POST"])]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free port chosen by the system)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except (OSError, OverflowError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise InputError(f"cannot listen on {host}:{port} ({reason}); fix: choose another --port (0: any free "
+                         f"port) or --host") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def prepare(data: str | Path | None, graph: str | Path | None, weights: str | Path | None = None,
+            capacity: int | None = None) -> Starlette:
+    """The app on DATA + GRAPH (both or neither; neither: the Sachs demo data) with the given weights."""
+    from condfip.inference import load_pretrained
+
+    if (data is None) != (graph is None):
+        raise InputError("condfip serve takes DATA and --graph GRAPH together (or neither, for the Sachs demo "
+                         "data); fix: pass both, e.g. condfip serve data.csv --graph graph.csv")
+    model = load_pretrained(weights)
+    if data is None:
+        default = sachs_workspace(model)
+    else:
+        default = load_workspace(data, graph, model, f"{Path(data).name} + {Path(graph).name}")
+    store = SessionStore(default) if capacity is None else SessionStore(default, capacity)
+    return create_app(store, model)
+
+
+def serve(data: str | Path | None = None, graph: str | Path | None = None, *, host: str = "127.0.0.1",
+          port: int = 0, weights: str | Path | None = None, echo=print) -> None:
+    """Build the app, listen on ``host:port`` (default 127.0.0.1, a free port), print the address and serve
+    until interrupted."""
+    import uvicorn
+
+    sock = bind(host, port)  # first: a taken port is refused before the model loads
+    app = prepare(data, graph, weights)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        echo(f"warning: listening on {host}: anyone who can reach this machine can use the page and its uploads")
+    echo(f"condfip serve: {url_of(sock)}  (Ctrl-C to stop)")
+    sys.stdout.flush()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
