@@ -81,6 +81,7 @@ def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> Con
             if block.context:
                 nn.init.normal_(block.context_modulation.weight, std=0.3)
                 nn.init.normal_(block.context_modulation.bias, std=0.3)
+                nn.init.normal_(block.context_out.weight, std=0.3)
         for block in [*model.encoder.node_blocks, *model.decoder.node_blocks]:
             if block.pair is not None:
                 nn.init.normal_(block.pair.to_heads.weight, std=1.0)

@@ -36,7 +36,8 @@ z_parents(i): the query's stream gives the attention query, the context stream t
 context token of (s, i), which carries x_i[s], the value. T(z)_i then reads how node i behaved in the context rows
 whose parents resemble z's, beside the max-pooled code. The context side (``context_memory``) depends on the
 context only: it is computed once per SCM and passed back in, so a fixed-point pass costs O(m n) per node. It is
-added through a zero-initialised gate, so switching it on in a warm start changes nothing at first.
+added through a zero-initialised output projection (its gate starts at one, so the projection learns from the
+first step), so switching it on in a warm start changes nothing at first.
 
 Roots have no parents: attention uses FiP's normaliser ``max(sum_j exp(s_j), 1)`` in its stable form, so a
 root's attention output is exactly zero.
@@ -328,13 +329,18 @@ class DecoderBlock(nn.Module):
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
         self.context = cfg.decoder_context
-        if cfg.decoder_context:  # attention across the context rows, gated by a zero-initialised modulation
+        if cfg.decoder_context:  # attention across the context rows, added through a zero-initialised projection
             self.ln3 = nn.LayerNorm(h, elementwise_affine=False)
             self.context_q, self.context_k = nn.Linear(h, h), nn.Linear(h, h)
             self.context_v, self.context_out = nn.Linear(h, h), nn.Linear(h, h)
             self.context_modulation = nn.Linear(h, 3 * h)
             nn.init.zeros_(self.context_modulation.weight)
             nn.init.zeros_(self.context_modulation.bias)
+            # the output projection starts at zero, the gate at one: the block computes what it did without
+            # the path, yet the projection gets a gradient from the first step (a zero gate would block it)
+            nn.init.ones_(self.context_modulation.bias[2 * h:])
+            nn.init.zeros_(self.context_out.weight)
+            nn.init.zeros_(self.context_out.bias)
 
     def _context_normed(self, stream: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shift, scale, gate = self.context_modulation(F.silu(cond))[:, None].chunk(3, dim=-1)
