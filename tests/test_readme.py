@@ -54,7 +54,7 @@ def readme_cli_blocks() -> list[list[str]]:
     """The bash blocks of the README's "On the command line" section, as lists of command lines."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## On the command line", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
     return [[line for line in block.strip().splitlines() if line.strip()] for block in blocks]
 
 
