@@ -85,6 +85,8 @@ def main() -> None:
     command = "python scripts/effect_coverage.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out")
     rows: list[dict] = []
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
         for row in pool.map(one, jobs):  # in order; the file is rewritten after each SCM, so a cut run counts
             rows.append(row)

@@ -44,3 +44,53 @@ def test_readme_results_come_from_the_shipped_weights():
     results_md, _ = readme_block()
     meta = json.loads((results_md.parent / "meta.json").read_text())
     assert meta["weights_sha256"] == read_weights(None)[1]["sha256"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the README's command-line examples run as written
+
+
+def readme_cli_blocks() -> list[list[str]]:
+    """The bash blocks of the README's "On the command line" section, as lists of command lines."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## On the command line", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    return [[line for line in block.strip().splitlines() if line.strip()] for block in blocks]
+
+
+def test_readme_cli_examples_run_as_written(tmp_path, monkeypatch):
+    import shlex
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from condfip.cli import app
+
+    examples = readme_cli_blocks()[0]
+    assert examples[0].startswith("condfip simulate") and any(" effect " in line for line in examples)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for line in examples:
+        argv = shlex.split(line)
+        assert argv[0] == "condfip"
+        result = runner.invoke(app, argv[1:])
+        assert result.exit_code == 0, f"{line}\n{result.output}"
+        assert "error:" not in result.output and "Traceback" not in result.output, line
+    assert len(pd.read_csv(tmp_path / "samples.csv")) == 1000
+    assert (pd.read_csv(tmp_path / "samples.csv")["X0"] == 1.5).all()
+    assert len(pd.read_csv(tmp_path / "counterfactuals.csv")) == len(pd.read_csv(tmp_path / "sim" / "data.csv"))
+
+
+def test_readme_long_running_examples_use_existing_options():
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from condfip.cli import app
+
+    runner = CliRunner()
+    for line in readme_cli_blocks()[1]:
+        argv = shlex.split(line)
+        help_text = runner.invoke(app, [argv[1], "--help"]).output
+        for option in (arg for arg in argv[2:] if arg.startswith("--")):
+            assert option in help_text, f"{line}: {option} is not an option of condfip {argv[1]}"
