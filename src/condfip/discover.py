@@ -225,8 +225,12 @@ def _ges(x: np.ndarray, knowledge: Knowledge, seed: int) -> Pattern:
 def _boss(x: np.ndarray, knowledge: Knowledge, seed: int) -> Pattern:
     from causallearn.search.PermutationBased.BOSS import boss
 
-    random.seed(seed)  # BOSS shuffles its initial order with the random module
-    return _from_causallearn(boss(x, score_func="local_score_BIC_from_cov", verbose=False).graph)
+    state = random.getstate()  # BOSS shuffles its initial order with the random module: seed it, then restore
+    random.seed(seed)
+    try:
+        return _from_causallearn(boss(x, score_func="local_score_BIC_from_cov", verbose=False).graph)
+    finally:
+        random.setstate(state)
 
 
 def _direct_lingam(x: np.ndarray, knowledge: Knowledge, seed: int) -> Pattern:

@@ -90,10 +90,13 @@ def inferred_section(records: list[dict], methods: list[str]) -> list[str]:
         return []
     true = [r for r in records if r.get("part") == "synthetic"]
     shown = [m for m in methods if any(r["method"] == m for r in inferred)]
-    by = defaultdict(list)
+    by, bad = defaultdict(list), defaultdict(list)
     for r in inferred + true:
+        key = (r["part"], r["task"], r["cell"], r["method"])
         if r.get("status") == "ok":
-            by[(r["part"], r["task"], r["cell"], r["method"])].append(r["value"])
+            by[key].append(r["value"])
+        else:
+            bad[key].append(r.get("status"))
     shd = defaultdict(list)
     for r in found:
         shd[r["cell"]].append(r)
@@ -102,8 +105,8 @@ def inferred_section(records: list[dict], methods: list[str]) -> list[str]:
     out = ["## inferred graph (no true graph given)", "",
            (f"Each dataset's graph discovered from its context rows by {', '.join(names) or '?'} "
            "(`condfip.discover`, no bootstrap); every method fitted on that graph, beside the same method on "
-           "the true graph; scores as above (nodes with true parents). SHD, skeleton precision / recall and "
-           "orientation accuracy: mean over the cell's datasets."), "",
+           "the true graph; scores as above (nodes with true parents); failures and time-outs in brackets. SHD, "
+           "skeleton precision / recall and orientation accuracy: mean over the cell's discovered graphs."), "",
            "| cell | SHD | precision | recall | orientation | discovery s |", "|---|---|---|---|---|---|"]
     for cell in cells:
         rs = shd.get(cell, [])
@@ -125,7 +128,9 @@ def inferred_section(records: list[dict], methods: list[str]) -> list[str]:
                 for g, part in zip(("true", "inferred"), ("synthetic", "synthetic-inferred"), strict=True):
                     mean, se = mean_se(by.get((part, task, cell, m), []))
                     means[(m, g)] = mean
-                    row.append(_fmt(mean, se))
+                    failed = bad.get((part, task, cell, m), [])
+                    counts = ", ".join(f"{failed.count(x)} {x}" for x in sorted(set(failed)))
+                    row.append(f"{_fmt(mean, se)} [{counts}]" if failed else _fmt(mean, se))
             if ratio:
                 a, b = means[("condfip", "inferred")], means[("dowhy", "inferred")]
                 row.append(f"{a / b:.2f}" if math.isfinite(a) and math.isfinite(b) and b > 0 else "—")
