@@ -228,12 +228,14 @@ def bench_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    data: Annotated[str | None, typer.Argument(help="Data table (CSV or Parquet); default: the Sachs demo data.")] = None,
+    data: Annotated[str | None, typer.Argument(
+        help="Data table (CSV or Parquet); default: the Sachs demo data.")] = None,
     graph: Annotated[str | None, typer.Option("--graph", "-g", help="The DAG of DATA (edge list, adjacency CSV, "
                                               "GML, GraphML).")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; only 127.0.0.1 unless you ask.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0: a free one (printed).")] = 0,
-    weights: Annotated[Path | None, typer.Option(help="Another weights folder; default: the shipped weights.")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        help="Another weights folder; default: the shipped weights.")] = None,
 ):
     """A local what-if page: click nodes of the DAG, set interventions with sliders, watch distributions, effects
     and counterfactuals (needs the web extra: pip install 'condfip[web]').

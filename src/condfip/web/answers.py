@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from condfip.errors import InputError
 from condfip.web.workspace import Workspace, layout
 
 BINS = 30
@@ -19,6 +20,14 @@ BINS = 30
 def _finite(value) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _refuse_non_finite(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``frame`` when every value is finite; otherwise the intervention drove the SCM where it overflows."""
+    bad = [c for c in frame.columns if not np.isfinite(frame[c].to_numpy()).all()]
+    if bad:
+        raise InputError(f"{what} gives non-finite values for {bad}; fix: choose values nearer the data")
+    return frame
 
 
 def summary(workspace: Workspace) -> dict:
@@ -58,6 +67,7 @@ def intervene(workspace: Workspace, interventions: dict, checked: list[dict], n:
     start = time.perf_counter()
     observed = workspace.observational(n, seed)
     intervened = workspace.scm.do(interventions).sample(n, seed=seed) if interventions else observed
+    _refuse_non_finite(intervened, "this intervention")
     targets = [c["node"] for c in checked]
     shown = [c for c in workspace.columns if c in targets] + workspace.downstream(targets)
     nodes = []
@@ -87,6 +97,7 @@ def counterfactual(workspace: Workspace, interventions: dict, row: int) -> dict:
     """Row ``row`` of the data (by position) and what it would have been under ``interventions``."""
     factual = workspace.data.iloc[[row]]
     values = workspace.scm.counterfactual(factual, interventions) if interventions else factual
+    _refuse_non_finite(values, "this counterfactual")
     label = factual.index[0]
     return {"row": row, "label": label.item() if hasattr(label, "item") else str(label),
             "values": [{"node": c, "factual": float(factual[c].iloc[0]), "counterfactual": float(values[c].iloc[0])}
@@ -96,5 +107,5 @@ def counterfactual(workspace: Workspace, interventions: dict, row: int) -> dict:
 def samples_csv(workspace: Workspace, interventions: dict, n: int, seed: int) -> str:
     """``n`` rows generated under ``interventions`` (none: observational), as CSV text."""
     scm = workspace.scm.do(interventions) if interventions else workspace.scm
-    frame: pd.DataFrame = scm.sample(n, seed=seed)
+    frame = _refuse_non_finite(scm.sample(n, seed=seed), "this intervention")
     return frame.to_csv(index=False)

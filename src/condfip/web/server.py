@@ -131,19 +131,25 @@ def create_app(store: SessionStore, model) -> Starlette:
         except SessionGone as err:
             raise RequestError(410, str(err)) from None
 
+    def interventions_of(body: dict, workspace, required: bool = False):
+        chosen, checked = fields.interventions(body, workspace.columns, required=required)
+        for item in checked:
+            workspace.check_reach(item["node"], item["kind"], item["value"])
+        return chosen, checked
+
     def summary(body: dict) -> dict:
         return {**answers.summary(workspace_of(body)), "upload_limit_bytes": MAX_UPLOAD_FILE}
 
     def intervene(body: dict) -> dict:
         workspace = workspace_of(body)
-        chosen, checked = fields.interventions(body, workspace.columns)
+        chosen, checked = interventions_of(body, workspace)
         n = fields.integer(body, "n", 1000, 10, fields.MAX_PLOTTED_ROWS, " (the page plots at most that many rows)")
         seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
         return answers.intervene(workspace, chosen, checked, n, seed)
 
     def effect(body: dict) -> dict:
         workspace = workspace_of(body)
-        chosen, _ = fields.interventions(body, workspace.columns, required=True)
+        chosen, _ = interventions_of(body, workspace, required=True)
         target = fields.node(body, "target", workspace.columns)
         n = fields.integer(body, "n", 500, 10, fields.MAX_EFFECT_ROWS)
         bootstrap = fields.integer(body, "bootstrap", 10, 0, fields.MAX_BOOTSTRAP,
@@ -153,13 +159,13 @@ def create_app(store: SessionStore, model) -> Starlette:
 
     def counterfactual(body: dict) -> dict:
         workspace = workspace_of(body)
-        chosen, _ = fields.interventions(body, workspace.columns)
+        chosen, _ = interventions_of(body, workspace)
         row = fields.integer(body, "row", 0, 0, len(workspace.data) - 1, " (a row number of the data)")
         return answers.counterfactual(workspace, chosen, row)
 
     def samples(body: dict) -> Response:
         workspace = workspace_of(body)
-        chosen, _ = fields.interventions(body, workspace.columns)
+        chosen, _ = interventions_of(body, workspace)
         n = fields.integer(body, "n", 1000, 1, fields.MAX_ROWS, " (use `condfip sample` for more rows)")
         seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
         text = answers.samples_csv(workspace, chosen, n, seed)

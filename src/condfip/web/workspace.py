@@ -20,6 +20,7 @@ from condfip.errors import InputError
 
 MAX_NODES = 100  # the page draws every node; a larger graph is a job for the CLI or the Python API
 BEYOND_MARGIN = 0.25  # the sliders reach this share of the data's range past each end ("beyond the data")
+FARTHEST = 100  # the API refuses values more than this many data ranges outside the data
 
 
 @dataclass
@@ -74,6 +75,17 @@ class Workspace:
         mean = float(self.data[node].mean())
         return {"min": low, "max": high, "mean": mean,
                 "do": [low - margin, high + margin], "shift": [low - mean - margin, high - mean + margin]}
+
+    def check_reach(self, node: str, kind: str, value: float) -> None:
+        """Refuse a hard value (or a shifted mean) more than ``FARTHEST`` data ranges outside the data's range:
+        far past where the network has seen anything, and where sums of such values overflow."""
+        low, high = self.data_range(node)
+        where = value if kind == "do" else float(self.data[node].mean()) + value
+        span = high - low
+        if where < low - FARTHEST * span or where > high + FARTHEST * span:
+            raise InputError(f"the {'value' if kind == 'do' else 'shift'} {value:.4g} for {node!r} is more than "
+                             f"{FARTHEST} data ranges outside {node}'s data ({low:.4g} to {high:.4g}); fix: choose "
+                             f"a value nearer the data (the sliders reach {BEYOND_MARGIN:g} ranges past each end)")
 
     def beyond_data(self, node: str, kind: str, value: float) -> str | None:
         """A one-line warning when a hard value (or the mean after a shift) lies outside the data's range."""
