@@ -422,7 +422,7 @@ def test_read_graph_edge_list_bad_row(tmp_path):
 
 
 def test_read_graph_edge_list_empty_name(tmp_path):
-    path = _write(tmp_path / "edges.csv", "cause,effect\na,\n")
+    path = _write(tmp_path / "edges.csv", "cause,effect\n,a\n")  # "a," alone declares an isolated node
     with _raises("line 2 of graph file"):
         read_graph(path)
 
@@ -482,7 +482,7 @@ def test_validate_graph_node_without_column():
 def test_validate_column_without_node():
     graph = _dag()
     graph.remove_node("ünï")
-    with _raises("data column(s) 'ünï' are not graph nodes; fix: add them to the graph as isolated nodes"):
+    with _raises("data column(s) 'ünï' are not graph nodes (no edge mentions them); fix: add their edges, or"):
         validate(_frame(), graph)
 
 

@@ -73,6 +73,8 @@ def test_readme_cli_examples_run_as_written(tmp_path, monkeypatch):
     for line in examples:
         argv = shlex.split(line)
         assert argv[0] == "condfip"
+        if argv[1] == "effect":  # as written, but fewer replicates and rows: the default costs ~1 CPU-minute
+            argv += ["--bootstrap", "20", "-n", "200"]
         result = runner.invoke(app, argv[1:])
         assert result.exit_code == 0, f"{line}\n{result.output}"
         assert "error:" not in result.output and "Traceback" not in result.output, line
