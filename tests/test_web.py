@@ -226,8 +226,8 @@ def test_counterfactual_samples_and_effect(server, sim):
     frame = pd.read_csv(pd.io.common.StringIO(text))
     assert frame.shape == (37, 4) and list(frame.columns) == list(sim["frame"].columns)
     assert np.allclose(frame["X0"], -0.5)
-    status, effect, _ = post(server, "api/effect", {**_do("X0", 1.0), "target": "X2", "bootstrap": 2, "n": 200})
-    assert status == 200 and effect["replicates"] == 2 and effect["low"] <= effect["high"]
+    status, effect, _ = post(server, "api/effect", {**_do("X0", 1.0), "target": "X2", "bootstrap": 20, "n": 200})
+    assert status == 200 and effect["replicates"] == 20 and effect["low"] <= effect["high"]
     assert effect["intervention"] == "do(X0=1)" and effect["reference"] == "no intervention"
 
 
@@ -429,11 +429,11 @@ def test_slider_moves_the_childs_plotted_mean_the_right_way(browser, server, sim
     Select(browser.find_element(By.ID, "effect-target")).select_by_value(child)
     bootstrap = browser.find_element(By.ID, "effect-bootstrap")
     bootstrap.clear()
-    bootstrap.send_keys("2")
+    bootstrap.send_keys("20")
     browser.find_element(By.ID, "effect-button").click()
     text = wait(browser, "const e = document.getElementById('effect-result'); "
                          "return e.dataset.effect !== undefined && e.textContent", what="the effect")
-    assert text.startswith(f"E[{child} | do({parent}=") and "2 bootstrap replicates" in text
+    assert text.startswith(f"E[{child} | do({parent}=") and "20 bootstrap replicates" in text
     effect = float(browser.find_element(By.ID, "effect-result").get_attribute("data-effect"))
     assert np.sign(effect) == np.sign(expected)  # at the slider's top, above the parent's mean
     ARTIFACTS.mkdir(exist_ok=True)

@@ -152,8 +152,8 @@ def create_app(store: SessionStore, model) -> Starlette:
         chosen, _ = interventions_of(body, workspace, required=True)
         target = fields.node(body, "target", workspace.columns)
         n = fields.integer(body, "n", 500, 10, fields.MAX_EFFECT_ROWS)
-        bootstrap = fields.integer(body, "bootstrap", 10, 0, fields.MAX_BOOTSTRAP,
-                                   " (each replicate re-infers the SCM)")
+        bootstrap = fields.integer(body, "bootstrap", 20, 0, fields.MAX_BOOTSTRAP,
+                                   " (each replicate re-infers the SCM; 0, or at least 20)")
         seed = fields.integer(body, "seed", 0, 0, 2**31 - 1)
         return answers.effect(workspace, chosen, target, n, bootstrap, seed)
 
