@@ -26,6 +26,7 @@ import condfip
 from condfip import InputError
 from condfip.atomic import STALE_TMP_SECONDS, atomic_write_text
 from condfip.cli import app
+from test_bad_inputs import edge_list, frame
 from tiny_weights import make_weights
 
 COLUMNS = ["a", "b", "c", "d"]
@@ -34,14 +35,7 @@ runner = CliRunner()
 
 
 def make_frame(rows: int = 40, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=rows)
-    b = a + rng.normal(size=rows)
-    return pd.DataFrame({"a": a, "b": b, "c": b + rng.normal(size=rows), "d": -a + rng.normal(size=rows)})
-
-
-def edge_list(edges) -> str:
-    return "cause,effect\n" + "".join(f"{x},{y}\n" for x, y in edges)
+    return frame(rows, seed)
 
 
 @pytest.fixture(scope="module")

@@ -157,8 +157,8 @@ def render(records: list[dict], meta: dict, methods_order: tuple[str, ...]) -> s
             "Failures and time-outs are counted in brackets and left out of the means. Cells:",
             "preset/mechanism/d/context n; 400 query rows.", ""]
     if any(r.get("task") == "extrapolation" for r in synth):
-        out[-1:] = ["`extrapolation`: do(target) at 2 and 4 context SDs beyond the target's context range, scored",
-                    "on the target's descendants only.", ""]
+        out += ["`extrapolation`: do(target) at 2 and 4 context SDs beyond the target's context range, scored",
+                "on the target's descendants only.", ""]
     if synth:
         methods = ordered_methods(synth, methods_order)
         for task in TASKS:
