@@ -136,6 +136,8 @@ class _Replicates:
                 codes.append(self.network.decoder.dataset_code(hidden, self.adj[part], z[part]))
                 self.progress(k + 1, self.steps)
         self.code = _cat_codes(codes)
+        with torch.no_grad():  # the decoder's context memory (None without decoder_context): once, not per pass
+            self.memory = self.network.decoder.context_memory(self.code, self.adj)
         self.context = x
         self.pool = x - self.mechanism(x, None)  # each replicate's context noise: where its fresh noise comes from
 
@@ -151,7 +153,8 @@ class _Replicates:
             for start in range(0, x.shape[1], rows):
                 part = slice(start, start + rows)
                 z = torch.as_tensor((x[:, part] - self.mean[:, None]) / self.std[:, None], dtype=torch.float32)
-                out[:, part] = self.network.decoder(self.code, z, self.adj, nodes=index).double().numpy()
+                out[:, part] = self.network.decoder(self.code, z, self.adj, nodes=index,
+                                                      memory=self.memory).double().numpy()
         return self.mean[:, None, cols] + self.std[:, None, cols] * out
 
     def noise(self, u: np.ndarray) -> np.ndarray:
