@@ -5,6 +5,7 @@ and the trust report's low-confidence warning. Small data and few bootstrap resa
 from __future__ import annotations
 
 import io
+import re
 
 import networkx as nx
 import numpy as np
@@ -166,6 +167,38 @@ def test_too_many_columns_refused_before_starting():
     with pytest.raises(condfip.InputError, match=r"at most 30 columns.*fix: use method='boss'"):
         discover(wide, method="ges")
 
+
+def noise_table(rows: int, columns: int, names: list[str] | None = None) -> pd.DataFrame:
+    values = np.random.default_rng(2).normal(size=(rows, columns))
+    return pd.DataFrame(values, columns=names or [f"V{i}" for i in range(columns)])
+
+
+HOSTILE_TABLES = {  # name: (table, the words of its one error)
+    "one-column": (lambda: noise_table(100, 1), "at least 2 columns"),
+    "constant-column": (lambda: noise_table(100, 3).assign(V2=1.0), "constant"),
+    "all-nan-column": (lambda: noise_table(100, 3).assign(V2=np.nan), "missing or infinite"),
+    "three-rows": (lambda: noise_table(3, 3), "3 row(s)"),
+    "duplicate-names": (lambda: noise_table(100, 3, ["A", "A", "B"]), "more than once"),
+    "over-100-columns": (lambda: noise_table(120, 101), "at most 100 columns"),
+    "over-100-columns-few-rows": (lambda: noise_table(50, 101), "needs at least 111 rows"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_TABLES)
+def test_hostile_tables_give_one_clear_error_on_every_surface(name, tmp_path, weights):
+    make, words = HOSTILE_TABLES[name]
+    table = make()
+    with pytest.raises(condfip.InputError, match=re.escape(words)):
+        discover(table, resamples=2)
+    with pytest.raises(condfip.InputError, match=re.escape(words)):
+        condfip.load_pretrained(weights).infer(table, None)
+    path = tmp_path / "data.csv"
+    table.to_csv(path, index=False)
+    result = runner.invoke(app, ["discover", str(path), "--resamples", "2"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
 
 # ---- files, CLI, infer, report ----------------------------------------------------------------------
 def test_read_graph_reads_the_confidence_column(tmp_path):
