@@ -172,6 +172,32 @@ def summary(args) -> None:
                     print(f"| {method} | {mechanism} | [{lo:.1f}, {min(hi, 1.0):.1f}{')' if hi < 1 else ']'} | "
                           f"{len(rs)} | {np.mean([r['right'] for r in rs]):.0%} | "
                           f"{np.mean([r['present'] for r in rs]):.0%} |")
+        print()
+        for method in sorted({r["method"] for r in records}) + ["all"]:
+            print(confident_share([r for r in records if method in ("all", r["method"])], method))
+
+
+def confident_share(records: list[dict], label: str, threshold: float = 0.9, draws: int = 2000) -> str:
+    """The share of edges with confidence >= ``threshold`` that are right, with its binomial SE (edges taken
+    as independent) and the SE from resampling whole SCMs (edges of one SCM are not independent)."""
+    confident = [r for r in records if r["confidence"] >= threshold]
+    if not confident:
+        return f"{label}: no edge with confidence >= {threshold}"
+    right = np.array([r["right"] for r in confident], dtype=float)
+    share = right.mean()
+    by_scm: dict[tuple, list] = {}
+    for r in confident:
+        by_scm.setdefault((r["cell"], r["index"]), []).append(r["right"])
+    groups = list(by_scm.values())
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(draws):
+        picked = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
+        shares.append(sum(map(sum, picked)) / sum(map(len, picked)))
+    scms = len({(r["cell"], r["index"]) for r in records})
+    return (f"{label}: {int(right.sum())} of {len(confident)} edges with confidence >= {threshold} are right "
+            f"({share:.1%}; binomial SE {np.sqrt(share * (1 - share) / len(confident)):.1%}, SE resampling the "
+            f"SCMs {np.std(shares):.1%}); {scms} SCMs, {len(records)} edges in all")
 
 
 def main() -> None:

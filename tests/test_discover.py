@@ -5,6 +5,7 @@ and the trust report's low-confidence warning. Small data and few bootstrap resa
 from __future__ import annotations
 
 import io
+import re
 
 import networkx as nx
 import numpy as np
@@ -167,6 +168,38 @@ def test_too_many_columns_refused_before_starting():
         discover(wide, method="ges")
 
 
+def noise_table(rows: int, columns: int, names: list[str] | None = None) -> pd.DataFrame:
+    values = np.random.default_rng(2).normal(size=(rows, columns))
+    return pd.DataFrame(values, columns=names or [f"V{i}" for i in range(columns)])
+
+
+HOSTILE_TABLES = {  # name: (table, the words of its one error)
+    "one-column": (lambda: noise_table(100, 1), "at least 2 columns"),
+    "constant-column": (lambda: noise_table(100, 3).assign(V2=1.0), "constant"),
+    "all-nan-column": (lambda: noise_table(100, 3).assign(V2=np.nan), "missing or infinite"),
+    "three-rows": (lambda: noise_table(3, 3), "3 row(s)"),
+    "duplicate-names": (lambda: noise_table(100, 3, ["A", "A", "B"]), "more than once"),
+    "over-100-columns": (lambda: noise_table(120, 101), "at most 100 columns"),
+    "over-100-columns-few-rows": (lambda: noise_table(50, 101), "needs at least 111 rows"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_TABLES)
+def test_hostile_tables_give_one_clear_error_on_every_surface(name, tmp_path, weights):
+    make, words = HOSTILE_TABLES[name]
+    table = make()
+    with pytest.raises(condfip.InputError, match=re.escape(words)):
+        discover(table, resamples=2)
+    with pytest.raises(condfip.InputError, match=re.escape(words)):
+        condfip.load_pretrained(weights).infer(table, None)
+    path = tmp_path / "data.csv"
+    table.to_csv(path, index=False)
+    result = runner.invoke(app, ["discover", str(path), "--resamples", "2"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
+
 # ---- files, CLI, infer, report ----------------------------------------------------------------------
 def test_read_graph_reads_the_confidence_column(tmp_path):
     path = tmp_path / "g.csv"
@@ -217,6 +250,60 @@ def test_infer_without_a_graph_discovers_it_and_the_report_flags_weak_edges(smal
     text = str(model.infer(small.data, weak).report())
     assert "bootstrap confidence below 0.5" in text and f"{u} -> {v} (0.20)" in text
 
+
+def _low_confidence_line(scm) -> str:
+    return next(line for line in str(scm.report()).splitlines() if "bootstrap confidence below" in line)
+
+
+def test_a_saved_scm_keeps_the_discovered_edges_confidence(small, weights, tmp_path):
+    model = condfip.load_pretrained(weights)
+    scm = model.infer(small.data.iloc[:200], None)
+    confidences = {(u, v): c for u, v, c in scm.graph.edges(data="confidence")}
+    # some edges must be below the report's threshold for the reload to be a real test; make sure of one
+    u, v = min(scm.graph.edges())
+    scm._graph.edges[u, v]["confidence"] = confidences[u, v] = 0.15
+    loaded = condfip.load_scm(scm.save(tmp_path / "scm.safetensors"), weights=weights)
+    assert {(u, v): c for u, v, c in loaded.graph.edges(data="confidence")} == confidences
+    assert loaded.graph_source == scm.graph_source and scm.graph_source.startswith("discovered: ")
+    assert f"{u} -> {v} (0.15)" in _low_confidence_line(loaded)
+    assert _low_confidence_line(loaded) == _low_confidence_line(scm)
+
+
+def test_a_required_edge_stays_exempt_from_the_report_after_a_reload(small, weights, tmp_path):
+    graph = nx.DiGraph(small.scm.graph)
+    first, second = sorted(graph.edges())[:2]
+    graph.edges[first].update(confidence=0.1, given=True)  # a required edge: never flagged
+    graph.edges[second].update(confidence=0.3, given=False)
+    scm = condfip.load_pretrained(weights).infer(small.data, graph)
+    loaded = condfip.load_scm(scm.save(tmp_path / "scm.safetensors"), weights=weights)
+    assert loaded.graph.edges[first]["given"] is True and "given" not in loaded.graph.edges[second]
+    line = _low_confidence_line(loaded)
+    assert line.startswith("- 1 edge(s)") and f"{second[0]} -> {second[1]} (0.30)" in line
+
+
+def test_a_format_2_file_without_confidences_still_loads(small, weights, tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from condfip.saved import EDGE_ATTRIBUTE_KEYS, METADATA_KEY, content_checksum
+
+    scm = condfip.load_pretrained(weights).infer(small.data, small.scm.graph)
+    path = scm.save(tmp_path / "scm.safetensors")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads(fh.metadata()[METADATA_KEY])
+        tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    assert meta["format_version"] == 3
+    for key in EDGE_ATTRIBUTE_KEYS:  # what a version 2 file is: the same document without these keys
+        del meta[key]
+    meta["format_version"] = 2
+    meta["checksum"] = content_checksum(meta, tensors)
+    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta)})
+    loaded = condfip.load_scm(path, weights=weights)
+    assert loaded.graph_source == "given"
+    assert all(c is None for *_, c in loaded.graph.edges(data="confidence"))
+    assert loaded.sample(5, seed=1).equals(scm.sample(5, seed=1))
 
 # ---- bench --graph inferred ---------------------------------------------------------------------------
 def test_bench_inferred_graph_runs_methods_on_both_graphs_and_resumes(tmp_path, monkeypatch):

@@ -243,6 +243,14 @@ CASES: dict[str, Case] = {
         e, meta_edit=lambda m: m.pop("columns"))),
     "saved-scm-unknown-edge-node": Case("not among its columns", api=lambda e: load_tampered(
         e, meta_edit=lambda m: m["edges"].append(["a", "zz"]))),
+    "saved-scm-edited-confidence": Case("checksum", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m["edge_confidence"].append(["a", "b", 0.1]), rechecksum=False)),
+    "saved-scm-confidence-off-the-graph": Case("not an edge of its graph", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m["edge_confidence"].append(["b", "a", 0.5]))),
+    "saved-scm-confidence-out-of-range": Case("not a number in [0, 1]", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m["edge_confidence"].append(["a", "b", 1.5]))),
+    "saved-scm-format-3-without-confidences": Case("lacks the key", api=lambda e: load_tampered(
+        e, meta_edit=lambda m: m.pop("edge_confidence"))),
     # effect: an interval from a handful of replicates is refused
     "effect-too-few-replicates": Case("too few", api=lambda e: e.scm.effect("c", {"a": 1.0}, bootstrap=3),
                                       cli=lambda e: ["effect", e.data, "-g", e.graph, "-t", "c", "--do", "a=1",

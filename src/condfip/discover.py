@@ -346,9 +346,14 @@ def to_dag(pattern: Pattern, knowledge: Knowledge, d: int) -> nx.DiGraph:
 
 
 def check_data(frame: pd.DataFrame, method: str) -> None:
-    """Refuse, before any search, data the method cannot handle: too few rows, duplicate columns, too many
-    columns."""
+    """Refuse, before any search, data the method cannot handle: one column, too few rows, duplicate columns,
+    too many columns."""
     n, d = frame.shape
+    if d < 2:
+        names = ", ".join(repr(str(c)) for c in frame.columns)
+        raise InputError(f"discovery needs at least 2 columns, the data have {d} ({names}); "
+                         f"fix: pass a table with one column per variable (a file with another delimiter reads as one "
+                         f"column), or with a single variable skip discovery: there is no edge to find")
     need = max(MIN_DISCOVERY_ROWS, d + 10)
     if n < need:
         raise InputError(f"discovery on {d} columns needs at least {need} rows, the data have {n}; fix: supply "

@@ -4,14 +4,18 @@ The file holds the tensors ``context`` (float64 rows x nodes), ``mean`` and ``st
 float64) and ``code`` (the dataset code the network computed, float32) and, in the safetensors header's
 metadata under ``condfip_scm``, a JSON document: the format version, the sha256 and model config of the
 weights it was inferred with, the column names, the graph's edges, the context rows' index, the abduction,
-the noise model, the default sample size and hard interventions.
+the noise model, the default sample size and hard interventions; since version 3 also what a discovered graph
+carries (``condfip.discover``): each edge's bootstrap ``confidence`` (``edge_confidence``: [cause, effect,
+confidence] for the edges that have one), the required edges (``given_edges``) and ``graph_source``, so that
+the trust report of a loaded SCM still lists the low-confidence edges. Version 2 files (without them) load,
+with no confidences and ``graph_source`` "given".
 
 A loaded SCM answers exactly as the original (bitwise, for the same weights and seed): it uses the stored
 code and standardisation rather than recomputing them. Weights whose sha256 differs from the recorded one
 are refused. Writes are atomic (a temporary file in the same folder, then a rename).
 
 Integrity: the document also holds ``checksum``, a sha256 over every tensor (name, dtype, shape, bytes) and the
-rest of the document; ``load_scm`` recomputes it, so an edited edge, column or tensor is refused, and then checks
+rest of the document; ``load_scm`` recomputes it, so an edited edge, confidence, column or tensor is refused, and then checks
 what a checksum cannot vouch for in a file written by hand: the keys are present, the graph is a DAG over the
 columns, the tensors are finite and their shapes fit the columns.
 """
@@ -32,10 +36,12 @@ from condfip.atomic import atomic_write
 from condfip.errors import InputError
 from condfip.model import DatasetCode
 
-FORMAT_VERSION = 2  # 2: with the content checksum
+FORMAT_VERSION = 3  # 2: with the content checksum; 3: with the discovered graph's edge confidences
+READABLE_VERSIONS = (2, 3)
 METADATA_KEY = "condfip_scm"
 REQUIRED_KEYS = ("checksum", "columns", "edges", "index", "abduction", "noise_model", "default_n", "interventions",
                  "weights_sha256", "model")
+EDGE_ATTRIBUTE_KEYS = ("edge_confidence", "given_edges", "graph_source")  # required from version 3 on
 
 
 def content_checksum(meta: dict, tensors: dict[str, torch.Tensor]) -> str:
@@ -81,6 +87,10 @@ def save_scm(scm, path: str | os.PathLike) -> Path:
         "model": scm.card.get("model", {}),
         "columns": list(scm.columns),
         "edges": [[str(a), str(b)] for a, b in scm._graph.edges()],
+        "edge_confidence": [[str(a), str(b), float(c)] for a, b, c in scm._graph.edges(data="confidence")
+                            if c is not None],
+        "given_edges": [[str(a), str(b)] for a, b, given in scm._graph.edges(data="given") if given],
+        "graph_source": str(scm.graph_source),
         "index": _index_to_json(scm.context.index),
         "abduction": scm.abduction,
         "noise_model": scm.noise_model,
@@ -125,9 +135,9 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         meta = json.loads(metadata[METADATA_KEY])
     except ValueError:
         raise InputError(f"{where} has a corrupt header; fix: save the SCM again") from None
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise InputError(f"{where} has format version {meta.get('format_version')!r}, this condfip reads "
-                         f"version {FORMAT_VERSION}; fix: save it again with this version")
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}; fix: save it again with this version")
     missing = [k for k in ("context", "mean", "std", "code") if k not in tensors]
     if missing:
         raise InputError(f"{where} lacks the tensors {missing}; fix: save the SCM again")
@@ -139,11 +149,12 @@ def _check_integrity(meta: dict, tensors: dict[str, torch.Tensor], where: str) -
     """The checksum, the keys, the graph (a DAG over the columns) and the tensors (finite, shapes that fit)."""
     if not isinstance(meta, dict):
         raise InputError(f"{where} has a corrupt header (not a JSON object); fix: save the SCM again")
-    absent = [key for key in REQUIRED_KEYS if key not in meta]
+    required = REQUIRED_KEYS + (EDGE_ATTRIBUTE_KEYS if meta.get("format_version", 0) >= 3 else ())
+    absent = [key for key in required if key not in meta]
     if absent:
         raise InputError(f"{where} lacks the key(s) {absent} in its header; fix: save the SCM again")
     if meta["checksum"] != content_checksum(meta, tensors):
-        raise InputError(f"{where} fails its checksum: its edges, columns or tensors were edited or corrupted "
+        raise InputError(f"{where} fails its checksum: its edges, edge confidences, columns or tensors were edited or corrupted "
                          f"after it was saved; fix: save the SCM again from its data")
     columns = meta["columns"]
     if not isinstance(columns, list) or len(set(map(str, columns))) != len(columns) or not columns:
@@ -161,6 +172,7 @@ def _check_integrity(meta: dict, tensors: dict[str, torch.Tensor], where: str) -
     if not nx.is_directed_acyclic_graph(graph):
         cycle = " -> ".join(edge[0] for edge in nx.find_cycle(graph))
         raise InputError(f"{where} has a cyclic graph ({cycle} -> ...); fix: save the SCM again from a DAG")
+    _edge_attributes(meta, graph, where)
     d = len(columns)
     shapes = {"context": (None, d), "mean": (d,), "std": (d,)}
     for name, shape in shapes.items():
@@ -174,6 +186,36 @@ def _check_integrity(meta: dict, tensors: dict[str, torch.Tensor], where: str) -
                              f"finite data")
     if not (tensors["std"] > 0).all():
         raise InputError(f"{where} has a zero or negative standard deviation; fix: save the SCM again")
+
+
+def _edge_attributes(meta: dict, graph: nx.DiGraph, where: str) -> dict[tuple[str, str], dict]:
+    """{(cause, effect): {"confidence": c, "given": True}} from the document (empty for version 2), after
+    checking that every entry names an edge of ``graph`` and every confidence is a number in [0, 1]."""
+    out: dict[tuple[str, str], dict] = {}
+    for key in ("edge_confidence", "given_edges"):
+        if not isinstance(meta.get(key, []), list):
+            raise InputError(f"{where} has a malformed {key!r} (not a list); fix: save the SCM again")
+    entries = [("confidence", entry) for entry in meta.get("edge_confidence", [])] + [
+        ("given", entry) for entry in meta.get("given_edges", [])]
+    for kind, entry in entries:
+        size = 3 if kind == "confidence" else 2
+        if not isinstance(entry, list) or len(entry) != size:
+            raise InputError(f"{where} has a malformed {kind} entry {entry!r}; fix: save the SCM again")
+        edge = (str(entry[0]), str(entry[1]))
+        if not graph.has_edge(*edge):
+            raise InputError(f"{where} has a {kind} for {edge[0]} -> {edge[1]}, which is not an edge of its graph; "
+                             f"fix: save the SCM again")
+        if kind == "given":
+            out.setdefault(edge, {})["given"] = True
+            continue
+        value = entry[2]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise InputError(f"{where} has confidence {value!r} for {edge[0]} -> {edge[1]}, not a number in [0, 1]; "
+                             f"fix: save the SCM again")
+        out.setdefault(edge, {})["confidence"] = float(value)
+    if not isinstance(meta.get("graph_source", ""), str):
+        raise InputError(f"{where} has a graph_source that is not text; fix: save the SCM again")
+    return out
 
 
 def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
@@ -207,6 +249,8 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
     graph = nx.DiGraph()
     graph.add_nodes_from(columns)
     graph.add_edges_from(tuple(edge) for edge in meta["edges"])
+    for edge, attributes in _edge_attributes(meta, graph, f"saved SCM {str(path)!r}").items():
+        graph.edges[edge].update(attributes)
     check_memory(len(frame), len(columns), card["model"])
     scm = InferredSCM(network, card, frame, graph, abduction=meta["abduction"], noise_model=meta["noise_model"],
                       default_n=int(meta["default_n"]))
@@ -220,6 +264,7 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
         raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (code parts saved: "
                          f"{sorted(saved)}, the weights need: {sorted(expected)}); fix: infer the SCM again")
     scm.code = DatasetCode(tensors["code"].clone(), **{name: tensors[name].clone() for name in saved})
+    scm.graph_source = meta.get("graph_source", InferredSCM.graph_source)
     if meta.get("interventions"):
         scm = scm.do({node: float(value) for node, value in meta["interventions"].items()})
     return scm
