@@ -442,6 +442,11 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
     return graph
 
 
+def graph_source(graph: nx.DiGraph) -> str:
+    """How ``discover`` found ``graph``, as ``InferredSCM.graph_source`` says it."""
+    return f"discovered: {graph.graph['method']}, {graph.graph['resamples']} resamples"
+
+
 def edge_table(graph: nx.DiGraph) -> pd.DataFrame:
     """The graph as an edge list ``cause, effect, confidence`` (confidence empty where unknown)."""
     rows = [(u, v, attrs.get("confidence")) for u, v, attrs in graph.edges(data=True)]
