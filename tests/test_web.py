@@ -415,6 +415,20 @@ def test_the_discoverer_runs_one_at_a_time_and_refuses_a_full_queue(collider):
     discoverer.start(table())  # room again
 
 
+def test_serve_with_graph_auto_discovers_the_graph_before_it_starts(collider):
+    from condfip.discover import DEFAULT_RESAMPLES, default_method
+
+    running = ThreadServer(prepare(collider["data"], "auto", capacity=2))
+    try:
+        status, summary, _ = post(running, "api/summary", {})
+    finally:
+        running.close()
+    method = default_method(*collider["frame"].shape)
+    assert status == 200 and summary["name"] == f"collider.csv + the graph discovered by {method}"
+    assert summary["graph"]["source"] == f"discovered: {method}, {DEFAULT_RESAMPLES} resamples"
+    assert summary["graph"]["edges"] and all(0 <= e["confidence"] <= 1 for e in summary["graph"]["edges"])
+
+
 # --------------------------------------------------------------------------------------------------
 # the CLI command
 
@@ -651,3 +665,73 @@ def test_an_upload_the_server_no_longer_holds_is_said_not_hidden(browser, server
     wait(browser, "return document.getElementById('dataset-name').textContent.startsWith('data.csv')",
          what="the server's data")
     assert browser.find_element(By.ID, "banner").is_displayed()
+
+
+def test_a_table_without_a_graph_gets_a_discovered_graph_to_check_edit_and_use(browser, server, collider,
+                                                                               monkeypatch):
+    """Only a table chosen: the page discovers its graph, shows its progress, draws each edge's confidence with
+    the low ones marked (as the API marks them), says that the graph was discovered, keeps an edit across a
+    reload, and the edited graph, once used, drives the page as a given one does."""
+    from selenium.webdriver.common.by import By
+
+    from condfip.discover import SEARCHES, default_method
+
+    method = default_method(*collider["frame"].shape)
+    search = SEARCHES[method]
+
+    def slowed(*args):  # each search takes long enough for the page to show the progress
+        time.sleep(0.3)
+        return search(*args)
+
+    monkeypatch.setitem(SEARCHES, method, slowed)
+
+    open_page(browser, server.url)
+    browser.find_element(By.ID, "upload-data").send_keys(str(collider["data"]))
+    browser.find_element(By.ID, "upload-button").click()  # no graph file: the page offers discovery
+    offer = wait(browser, "return document.getElementById('upload-error').textContent", what="the offer")
+    assert "Discover the graph" in offer
+    resamples = browser.find_element(By.ID, "discover-resamples")
+    resamples.clear()
+    resamples.send_keys("5")
+    browser.find_element(By.ID, "discover-button").click()
+    progress = wait(browser, "const s = document.getElementById('discovery-status').textContent; "
+                             "return s.includes('bootstrap resamples: ') && s", what="the progress")
+    assert progress.startswith(f"discovering the graph of collider.csv with {method.upper()}")
+    assert " of 5 done (" in progress
+    wait(browser, "return document.getElementById('discovery').dataset.state === 'done'", what="the discovery")
+    token = browser.execute_script("return JSON.parse(sessionStorage.getItem('condfip-serve')).discovery")
+    _, expected, _ = post(server, "api/discovery", {"discovery": token})
+    panel = browser.find_element(By.ID, "discovery")
+    assert "discovered from the data, not given" in panel.text and "depends on it" in panel.text
+    lines = browser.find_elements(By.CSS_SELECTOR, "#proposal-dag line.dag-edge")
+    drawn = {line.get_attribute("data-edge"): line for line in lines}
+    assert set(drawn) == {f"{e['cause']}->{e['effect']}" for e in expected["edges"]}
+    for e in expected["edges"]:
+        line = drawn[f"{e['cause']}->{e['effect']}"]
+        assert float(line.get_attribute("data-confidence")) == pytest.approx(e["confidence"])
+        assert ("low-confidence" in line.get_attribute("class")) == e["low"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "serve-discovery.png"))
+    low = next(e for e in expected["edges"] if e["low"])
+    label = f"{low['cause']}->{low['effect']}"
+    browser.find_element(By.CSS_SELECTOR, f'#proposal-edges tr[data-edge="{label}"] button.remove-edge').click()
+    assert browser.find_elements(By.CSS_SELECTOR, f'#proposal-dag line[data-edge="{label}"]') == []
+    browser.refresh()  # the discovery and the edit survive a reload
+    wait(browser, "return document.getElementById('discovery').dataset.state === 'done'", what="the reloaded one")
+    assert browser.find_element(By.ID, "edit-count").text == "edited by you"
+    assert browser.find_elements(By.CSS_SELECTOR, f'#proposal-dag line[data-edge="{label}"]') == []
+
+    browser.find_element(By.ID, "accept-button").click()
+    wait(browser, "return document.getElementById('dataset-name').textContent.startsWith('collider.csv + the graph')",
+         what="the accepted graph")
+    assert not browser.find_element(By.ID, "discovery").is_displayed()
+    source = browser.find_element(By.ID, "graph-source")
+    assert source.is_displayed() and "discovered from the data" in source.text and "edited on the page" in source.text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#dag line.dag-edge")) == len(expected["edges"]) - 1
+    assert browser.find_elements(By.CSS_SELECTOR, "#proposal-dag *") == []
+    before = version(browser)
+    browser.find_element(By.CSS_SELECTOR, '#dag g.dag-node[data-node="A"]').click()
+    settled(browser, before)
+    assert browser.find_elements(By.CSS_SELECTOR, '.hist[data-node="C"]')  # downstream of A in the used graph
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []

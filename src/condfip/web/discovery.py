@@ -128,6 +128,23 @@ def accepted_graph(discovery: Discovery, edges: list[tuple[str, str]] | None) ->
     return graph, discovery.source() + ("" if same else ", edited on the page")
 
 
+def discovered_name(data_name: str, method: str) -> str:
+    """The page's name for a table on its discovered graph."""
+    return f"{data_name} + the graph discovered by {method}"
+
+
+def discovered_workspace(data_source, model, data_name: str):
+    """``condfip serve DATA --graph auto``: the workspace on DATA and the graph ``condfip.discover`` finds with
+    its defaults (run now, before the server starts), marked as discovered."""
+    from condfip.discover import discover, graph_source
+    from condfip.web.workspace import build_workspace, read_table
+
+    frame, notes = read_table(data_source)
+    graph = discover(frame)
+    return build_workspace(frame, notes, graph, model, discovered_name(data_name, graph.graph["method"]),
+                           graph_from=graph_source(graph))
+
+
 class Discoverer:
     """Runs :meth:`Discovery.run` one at a time on a daemon thread (so a server that stops is never held up by a
     search), at most ``1 + waiting`` discoveries unfinished."""

@@ -29,7 +29,14 @@ from pathlib import Path
 from condfip.commands import one_line
 from condfip.errors import InputError
 from condfip.web import answers, fields
-from condfip.web.discovery import Discoverer, Discovery, DiscoveryBusy, accepted_graph
+from condfip.web.discovery import (
+    Discoverer,
+    Discovery,
+    DiscoveryBusy,
+    accepted_graph,
+    discovered_name,
+    discovered_workspace,
+)
 from condfip.web.sessions import SessionGone, SessionStore
 from condfip.web.workspace import Workspace, build_workspace, load_workspace, read_table, sachs_workspace
 
@@ -262,8 +269,8 @@ def create_app(store: SessionStore, model, discoverer: Discoverer | None = None)
                     raise _as_uploaded(err, {graph_path: graph_name}) from None
             return opened(workspace)
         graph, source = accepted_graph(found, fields.edges(body, found.columns))
-        workspace = build_workspace(found.data, found.notes, graph, model,
-                                    f"{found.name} + the graph discovered by {found.method}", graph_from=source)
+        workspace = build_workspace(found.data, found.notes, graph, model, discovered_name(found.name, found.method),
+                                    graph_from=source)
         return opened(workspace)
 
     def api(handler, limit: int = MAX_BODY):
@@ -334,15 +341,20 @@ def url_of(sock: socket.socket) -> str:
 
 def prepare(data: str | Path | None, graph: str | Path | None, weights: str | Path | None = None,
             capacity: int | None = None) -> Starlette:
-    """The app on DATA + GRAPH (both or neither; neither: the Sachs demo data) with the given weights."""
+    """The app on DATA + GRAPH (both or neither; neither: the Sachs demo data; GRAPH ``auto``: discovered from
+    DATA now, as the CLI's ``--graph auto``) with the given weights."""
+    from condfip.commands import GRAPH_AUTO
     from condfip.inference import load_pretrained
 
     if (data is None) != (graph is None):
         raise InputError("condfip serve takes DATA and --graph GRAPH together (or neither, for the Sachs demo "
-                         "data); fix: pass both, e.g. condfip serve data.csv --graph graph.csv")
+                         "data); fix: pass both, e.g. condfip serve data.csv --graph graph.csv (--graph auto: "
+                         "discover it; or open the page and upload the table alone to check a discovered graph)")
     model = load_pretrained(weights)
     if data is None:
         default = sachs_workspace(model)
+    elif str(graph) == GRAPH_AUTO:
+        default = discovered_workspace(data, model, Path(data).name)
     else:
         default = load_workspace(data, graph, model, f"{Path(data).name} + {Path(graph).name}")
     store = SessionStore(default) if capacity is None else SessionStore(default, capacity)

@@ -382,8 +382,8 @@ function show(newSummary) {
   $("notes").replaceChildren(...summary.notes.map((w) => el("li", {}, w)));
   const source = $("graph-source");
   source.hidden = summary.graph.source === "given";
-  source.textContent = source.hidden ? "" : "This graph was discovered from the data (" + summary.graph.source +
-    "), not given: every answer on this page depends on it. Edges are labelled with their bootstrap confidence; " +
+  source.textContent = source.hidden ? "" : "This graph was discovered from the data, not given (" +
+    summary.graph.source + "): every answer on this page depends on it. Edges are labelled with their bootstrap confidence; " +
     "dashed red: below " + summary.graph.low_confidence + ".";
   $("discover-resamples").value = $("discover-resamples").value || summary.discovery_resamples;
   drawReport();
@@ -494,9 +494,10 @@ function showDiscovery(answer) {
   if (answer.state === "waiting") {
     status.textContent = "waiting: the server discovers one graph at a time...";
   } else if (answer.state === "running") {
-    status.textContent = "discovering the graph of " + answer.name + " with " + what + ": " +
-      (answer.done === 0 ? "the search on all " + answer.rows + " rows" : "bootstrap resample " + answer.done + " of " + answer.resamples) +
-      " done... (" + answer.seconds.toFixed(1) + " s)";
+    status.textContent = "discovering the graph of " + answer.name + " with " + what + "... " +
+      (answer.done === 0 ? "searching all " + answer.rows + " rows, then " + answer.resamples + " bootstrap resamples"
+                         : "bootstrap resamples: " + answer.done + " of " + answer.resamples + " done") +
+      " (" + answer.seconds.toFixed(1) + " s)";
   } else if (answer.state === "failed") {
     status.textContent = "";
   } else {
@@ -587,6 +588,8 @@ function dropDiscovery() {
   proposal = null;
   save();
   $("discovery").hidden = true;
+  $("proposal-dag").replaceChildren();
+  $("proposal-edges").replaceChildren();
 }
 
 async function download() {
