@@ -77,6 +77,24 @@ def test_same_seed_same_graph_and_confidence(method, small):
     assert edge_table(first).equals(edge_table(again))
 
 
+def test_progress_is_reported_after_each_search_and_can_stop_it(small):
+    calls = []
+    graph = discover(small.data, method="pc", resamples=3, seed=7,
+                     progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert edge_table(graph).equals(edge_table(discover(small.data, method="pc", resamples=3, seed=7)))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one(done, total):
+        if done == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        discover(small.data, method="pc", resamples=3, seed=7, progress=stop_after_one)
+
+
 def test_default_method_recovers_the_skeleton_of_a_5_node_scm():
     # a sparse linear SCM (one edge per node on average); on dense 5-node graphs (8-10 of the 10 possible
     # edges) GES misses about one edge (docs/discovery.md)

@@ -3,7 +3,9 @@ command, and the page in real headless Chromium (Debian's ``chromium`` + ``chrom
 through /usr/bin/chromedriver; nothing downloads a browser or a driver).
 
 The server runs on a small simulated linear SCM (condfip.simulate, 4 nodes, 300 rows) with the shipped weights:
-the slider test compares the page's plotted interventional mean with the simulator's ground truth.
+the slider test compares the page's plotted interventional mean with the simulator's ground truth. Graph
+discovery runs on a 4-column table (a collider A -> C <- B and a weakly linked D, 200 rows) with 5 bootstrap
+resamples: under a second per discovery.
 Without chromium the browser tests skip, naming the apt command; with CONDFIP_REQUIRE_BROWSER=1 (CI) they fail.
 """
 
@@ -26,10 +28,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import condfip
+
 uvicorn = pytest.importorskip("uvicorn", reason="the web extra is not installed: pip install -e '.[web]'")
 
 from condfip.cli import app as cli_app
 from condfip.simulate import get_prior, simulate
+from condfip.web.discovery import Discoverer, Discovery, DiscoveryBusy, accepted_graph
 from condfip.web.server import MAX_UPLOAD_BODY, MAX_UPLOAD_FILE, bind, prepare, url_of
 from condfip.web.sessions import SessionGone, SessionStore
 
@@ -55,6 +60,22 @@ def sim(tmp_path_factory) -> dict:
     bad.to_csv(root / "bad.csv", index=False)
     return {"root": root, "data": root / "data.csv", "graph": root / "graph.csv", "bad": root / "bad.csv",
             "frame": ds.data, "truth": ds.scm, "edges": edges}
+
+
+@pytest.fixture(scope="module")
+def collider(sim) -> dict:
+    """A table without a graph for discovery: A -> C <- B (every resample finds it) and D, weakly linked to C."""
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=200), rng.normal(size=200)
+    c = a + b + 0.5 * rng.normal(size=200)
+    frame = pd.DataFrame({"A": a, "B": b, "C": c, "D": 0.2 * c + rng.normal(size=200)})
+    path = sim["root"] / "collider.csv"
+    frame.to_csv(path, index=False)
+    graph = sim["root"] / "collider-graph.csv"
+    graph.write_text("cause,effect\nA,C\nB,C\nC,D\n")
+    few = sim["root"] / "few.csv"
+    frame.head(20).to_csv(few, index=False)
+    return {"frame": frame, "data": path, "graph": graph, "few": few}
 
 
 class ThreadServer:
@@ -250,6 +271,162 @@ def test_session_store_is_bounded_and_says_when_an_upload_is_gone():
     assert store.get(tokens[1]) == "upload 1" and store.get(tokens[2]) == "upload 2"
     with pytest.raises(SessionGone, match="keeps the 2 most recent uploads"):
         store.get(tokens[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# the JSON API: a table without a graph, its graph discovered
+
+
+def discovered(server, token: str, timeout: float = 120.0) -> dict:
+    """Poll ``api/discovery`` until the discovery is done or failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, answer, _ = post(server, "api/discovery", {"discovery": token})
+        assert status == 200, answer
+        if answer["state"] in ("done", "failed"):
+            return answer
+        assert time.monotonic() < deadline, f"the discovery did not finish: {answer}"
+        time.sleep(0.05)
+
+
+def start_discovery(server, path: Path, resamples: int = 5) -> tuple[str, dict]:
+    status, answer, _ = post(server, "api/discover", {"data": encoded(path), "resamples": resamples})
+    assert status == 200, answer
+    assert answer["state"] in ("waiting", "running", "done") and answer["resamples"] == resamples
+    return answer["discovery"], discovered(server, answer["discovery"])
+
+
+def test_discovery_proposes_the_librarys_graph_with_confidence_then_accepts_it(server, collider):
+    from condfip.discover import default_method, discover
+    from condfip.report import LOW_CONFIDENCE
+
+    token, answer = start_discovery(server, collider["data"])
+    assert answer["state"] == "done" and answer["error"] is None and answer["done"] == 5
+    assert answer["method"] == default_method(*collider["frame"].shape)
+    library = discover(collider["frame"], resamples=5)  # the page's proposal is the library's answer
+    assert [(e["cause"], e["effect"], e["confidence"]) for e in answer["edges"]] == \
+        [(u, v, c) for u, v, c in library.edges(data="confidence")]
+    assert all(e["low"] == (e["confidence"] < LOW_CONFIDENCE) for e in answer["edges"])
+    low = [(e["cause"], e["effect"]) for e in answer["edges"] if e["low"]]
+    assert low and len(low) < len(answer["edges"])  # this table gives both kinds
+    assert set(answer["layout"]) == set(collider["frame"].columns)
+
+    status, accepted, _ = post(server, "api/accept", {"discovery": token})  # as proposed
+    assert status == 200
+    summary = accepted["summary"]
+    assert summary["graph"]["source"] == f"discovered: {answer['method']}, 5 resamples"
+    assert summary["graph"]["edges"] == answer["edges"] and summary["graph"]["low_confidence"] == LOW_CONFIDENCE
+    assert any("bootstrap confidence below" in w for w in summary["report"]["warnings"])  # the library's warning
+    status, shown, _ = post(server, "api/intervene", {"session": accepted["session"], **_do("A", 1.0), "n": 100})
+    assert status == 200 and {"A", "C"} <= {item["node"] for item in shown["nodes"]}  # works as with a given graph
+
+    kept = [[e["cause"], e["effect"]] for e in answer["edges"] if not e["low"]]
+    status, edited, _ = post(server, "api/accept", {"discovery": token, "edges": kept + [["C", "D"]]})
+    assert status == 200
+    graph = edited["summary"]["graph"]
+    assert graph["source"].endswith(", edited on the page")
+    assert {(e["cause"], e["effect"]): e["confidence"] for e in graph["edges"]}[("C", "D")] is None
+    assert not any("bootstrap confidence below" in w for w in edited["summary"]["report"]["warnings"])
+
+    status, cyclic, _ = post(server, "api/accept", {"discovery": token, "edges": kept + [["C", "A"]]})
+    assert status == 400 and "cycle" in cyclic["error"]
+    status, given, _ = post(server, "api/accept", {"discovery": token, "graph": encoded(collider["graph"])})
+    assert status == 200 and given["summary"]["graph"]["source"] == "given"
+    assert given["summary"]["name"] == "collider.csv + collider-graph.csv"
+    status, refused, _ = post(server, "api/intervene", {"session": token})  # the discovery is not a workspace
+    assert status == 409 and "no graph yet" in refused["error"]
+
+
+def test_discovery_refuses_bad_tables_and_requests_with_one_line(server, sim, collider):
+    cases = [
+        ("discover", {"data": encoded(collider["few"])}, 400, "needs at least 30 rows, the data have 20"),
+        ("discover", {"data": encoded(collider["data"]), "resamples": 2}, 400, "resamples=2 is outside 5..50"),
+        ("discover", {"data": encoded(sim["bad"])}, 400, "column 'X1'"),
+        ("discover", {}, 400, "the upload has no data table"),
+        ("discovery", {}, 400, "discovery must be the string token"),
+        ("discovery", {"discovery": "gone"}, 410, "no longer on the server"),
+        ("accept", {"discovery": "gone"}, 410, "no longer on the server"),
+    ]
+    for path, body, status, message in cases:
+        got, answer, _ = post(server, f"api/{path}", body)
+        assert got == status and message in answer["error"] and "\n" not in answer["error"], (path, answer)
+    token, _ = start_discovery(server, collider["data"])
+    for edges, message in [([["A", "nope"]], "names 'nope'"), ("A,C", "edges must be a list"),
+                           ([["A"]], "a [cause, effect] pair"), ([["A", "A"]], "self-loop")]:
+        got, answer, _ = post(server, "api/accept", {"discovery": token, "edges": edges})
+        assert got == 400 and message in answer["error"], answer
+    _, upload, _ = post(server, "api/upload", {"data": encoded(sim["data"]), "graph": encoded(sim["graph"])})
+    got, answer, _ = post(server, "api/discovery", {"discovery": upload["session"]})
+    assert got == 400 and "names no discovery" in answer["error"]
+
+
+def test_discovery_failures_are_one_line_and_the_server_stays_up(server, collider, monkeypatch):
+    from condfip.discover import SEARCHES, default_method
+
+    method = default_method(*collider["frame"].shape)
+    module = {"ges": "causallearn.search.ScoreBased.GES", "boss": "causallearn.search.PermutationBased.BOSS"}[method]
+    with monkeypatch.context() as patch:  # the discover extra missing: importing the search fails
+        patch.setitem(sys.modules, module, None)
+        _, answer = start_discovery(server, collider["data"])
+    assert answer["state"] == "failed" and "edges" not in answer
+    assert "needs a package that is not installed" in answer["error"]
+    assert "pip install 'condfip[discover]'" in answer["error"] and "\n" not in answer["error"]
+
+    def broken(*args):
+        raise RuntimeError("the search broke")
+
+    with monkeypatch.context() as patch:  # an unexpected failure: one line, the traceback in the log only
+        patch.setitem(SEARCHES, method, broken)
+        token, answer = start_discovery(server, collider["data"])
+    assert answer["state"] == "failed"
+    assert answer["error"].startswith("discovery failed (RuntimeError: the search broke); fix: upload a graph file")
+    status, refused, _ = post(server, "api/accept", {"discovery": token})
+    assert status == 400 and "the discovery failed" in refused["error"]
+    status, fine, _ = post(server, "api/accept", {"discovery": token, "graph": encoded(collider["graph"])})
+    assert status == 200 and fine["summary"]["graph"]["source"] == "given"  # a graph file instead still works
+    assert post(server, "api/summary", {})[0] == 200  # the server is up
+
+
+def test_the_discoverer_runs_one_at_a_time_and_refuses_a_full_queue(collider):
+    release = threading.Event()
+
+    class Held(Discovery):
+        def run(self):
+            release.wait(30)
+            super().run()
+
+    def table():
+        return Held(name="collider.csv", data=collider["frame"], notes=[], method="ges", resamples=5)
+
+    discoverer = Discoverer(waiting=1)
+    first, second = table(), table()
+    discoverer.start(first)
+    discoverer.start(second)
+    with pytest.raises(DiscoveryBusy, match="already has 2 discoveries running or queued"):
+        discoverer.start(table())
+    with pytest.raises(condfip.InputError, match="the discovery is still running"):
+        accepted_graph(second, None)
+    release.set()
+    deadline = time.monotonic() + 60
+    while second.state not in ("done", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert first.state == second.state == "done" and first.finished <= second.started
+    discoverer.start(table())  # room again
+
+
+def test_serve_with_graph_auto_discovers_the_graph_before_it_starts(collider):
+    from condfip.discover import DEFAULT_RESAMPLES, default_method
+
+    running = ThreadServer(prepare(collider["data"], "auto", capacity=2))
+    try:
+        status, summary, _ = post(running, "api/summary", {})
+    finally:
+        running.close()
+    method = default_method(*collider["frame"].shape)
+    assert status == 200 and summary["name"] == f"collider.csv + the graph discovered by {method}"
+    assert summary["graph"]["source"] == f"discovered: {method}, {DEFAULT_RESAMPLES} resamples"
+    assert summary["graph"]["edges"] and all(0 <= e["confidence"] <= 1 for e in summary["graph"]["edges"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -488,3 +665,73 @@ def test_an_upload_the_server_no_longer_holds_is_said_not_hidden(browser, server
     wait(browser, "return document.getElementById('dataset-name').textContent.startsWith('data.csv')",
          what="the server's data")
     assert browser.find_element(By.ID, "banner").is_displayed()
+
+
+def test_a_table_without_a_graph_gets_a_discovered_graph_to_check_edit_and_use(browser, server, collider,
+                                                                               monkeypatch):
+    """Only a table chosen: the page discovers its graph, shows its progress, draws each edge's confidence with
+    the low ones marked (as the API marks them), says that the graph was discovered, keeps an edit across a
+    reload, and the edited graph, once used, drives the page as a given one does."""
+    from selenium.webdriver.common.by import By
+
+    from condfip.discover import SEARCHES, default_method
+
+    method = default_method(*collider["frame"].shape)
+    search = SEARCHES[method]
+
+    def slowed(*args):  # each search takes long enough for the page to show the progress
+        time.sleep(0.3)
+        return search(*args)
+
+    monkeypatch.setitem(SEARCHES, method, slowed)
+
+    open_page(browser, server.url)
+    browser.find_element(By.ID, "upload-data").send_keys(str(collider["data"]))
+    browser.find_element(By.ID, "upload-button").click()  # no graph file: the page offers discovery
+    offer = wait(browser, "return document.getElementById('upload-error').textContent", what="the offer")
+    assert "Discover the graph" in offer
+    resamples = browser.find_element(By.ID, "discover-resamples")
+    resamples.clear()
+    resamples.send_keys("5")
+    browser.find_element(By.ID, "discover-button").click()
+    progress = wait(browser, "const s = document.getElementById('discovery-status').textContent; "
+                             "return s.includes('bootstrap resamples: ') && s", what="the progress")
+    assert progress.startswith(f"discovering the graph of collider.csv with {method.upper()}")
+    assert " of 5 done (" in progress
+    wait(browser, "return document.getElementById('discovery').dataset.state === 'done'", what="the discovery")
+    token = browser.execute_script("return JSON.parse(sessionStorage.getItem('condfip-serve')).discovery")
+    _, expected, _ = post(server, "api/discovery", {"discovery": token})
+    panel = browser.find_element(By.ID, "discovery")
+    assert "discovered from the data, not given" in panel.text and "depends on it" in panel.text
+    lines = browser.find_elements(By.CSS_SELECTOR, "#proposal-dag line.dag-edge")
+    drawn = {line.get_attribute("data-edge"): line for line in lines}
+    assert set(drawn) == {f"{e['cause']}->{e['effect']}" for e in expected["edges"]}
+    for e in expected["edges"]:
+        line = drawn[f"{e['cause']}->{e['effect']}"]
+        assert float(line.get_attribute("data-confidence")) == pytest.approx(e["confidence"])
+        assert ("low-confidence" in line.get_attribute("class")) == e["low"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "serve-discovery.png"))
+    low = next(e for e in expected["edges"] if e["low"])
+    label = f"{low['cause']}->{low['effect']}"
+    browser.find_element(By.CSS_SELECTOR, f'#proposal-edges tr[data-edge="{label}"] button.remove-edge').click()
+    assert browser.find_elements(By.CSS_SELECTOR, f'#proposal-dag line[data-edge="{label}"]') == []
+    browser.refresh()  # the discovery and the edit survive a reload
+    wait(browser, "return document.getElementById('discovery').dataset.state === 'done'", what="the reloaded one")
+    assert browser.find_element(By.ID, "edit-count").text == "edited by you"
+    assert browser.find_elements(By.CSS_SELECTOR, f'#proposal-dag line[data-edge="{label}"]') == []
+
+    browser.find_element(By.ID, "accept-button").click()
+    wait(browser, "return document.getElementById('dataset-name').textContent.startsWith('collider.csv + the graph')",
+         what="the accepted graph")
+    assert not browser.find_element(By.ID, "discovery").is_displayed()
+    source = browser.find_element(By.ID, "graph-source")
+    assert source.is_displayed() and "discovered from the data" in source.text and "edited on the page" in source.text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#dag line.dag-edge")) == len(expected["edges"]) - 1
+    assert browser.find_elements(By.CSS_SELECTOR, "#proposal-dag *") == []
+    before = version(browser)
+    browser.find_element(By.CSS_SELECTOR, '#dag g.dag-node[data-node="A"]').click()
+    settled(browser, before)
+    assert browser.find_elements(By.CSS_SELECTOR, '.hist[data-node="C"]')  # downstream of A in the used graph
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []

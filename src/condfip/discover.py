@@ -32,7 +32,7 @@ import io
 import random
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -387,7 +387,8 @@ def _search(x: np.ndarray, method: str, knowledge: Knowledge, seed: int) -> nx.D
 
 
 def discover(data, *, method: str | None = None, required: Any = (), forbidden: Any = (), tiers: Any = None,
-             seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> nx.DiGraph:
+             seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
+             progress: Callable[[int, int], None] | None = None) -> nx.DiGraph:
     """A causal DAG over the columns of ``data`` (DataFrame, CSV/Parquet path or named array).
 
     Args:
@@ -400,6 +401,9 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
         seed: seeds the bootstrap resamples (and the methods that draw random numbers).
         resamples: bootstrap resamples of the rows for the edges' ``confidence`` (0: confidence is not
             computed and is None).
+        progress: called as ``progress(done, resamples)`` after the search on all rows (``done`` = 0) and
+            after each resample's search (e.g. for a progress display; an exception it raises stops the
+            discovery and propagates).
 
     Returns:
         An nx.DiGraph over the columns (data order). Edge attributes: ``confidence`` (share of resamples whose
@@ -422,14 +426,18 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
     x = frame.to_numpy(dtype=np.float64)
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     dag = _search(x, method, knowledge, seed)
+    if progress is not None:
+        progress(0, int(resamples))
     counts: dict[tuple[int, int], float] = {}
     rng = np.random.default_rng([seed, 22])
-    for _ in range(resamples):
+    for done in range(1, resamples + 1):
         rows = rng.integers(0, len(x), len(x))
         for u, v, settled in _search(x[rows], method, knowledge, seed).edges(data="settled"):
             # a direction set by convention (an undirected CPDAG edge, a cycle broken) counts half each way
             for edge, share in (((u, v), 1.0),) if settled else (((u, v), 0.5), ((v, u), 0.5)):
                 counts[edge] = counts.get(edge, 0.0) + share
+        if progress is not None:
+            progress(done, int(resamples))
     graph = nx.DiGraph(method=method, resamples=int(resamples), seed=seed)
     graph.add_nodes_from(columns)
     for u, v in dag.edges():
@@ -437,6 +445,11 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
         graph.add_edge(columns[u], columns[v], confidence=confidence, given=(u, v) in knowledge.required)
     graph.graph["seconds"] = time.perf_counter() - start
     return graph
+
+
+def graph_source(graph: nx.DiGraph) -> str:
+    """How ``discover`` found ``graph``, as ``InferredSCM.graph_source`` says it."""
+    return f"discovered: {graph.graph['method']}, {graph.graph['resamples']} resamples"
 
 
 def edge_table(graph: nx.DiGraph) -> pd.DataFrame:

@@ -203,10 +203,10 @@ class ZeroShotModel:
         frame = read_data(data)
         source = "given"
         if graph is None:
-            from condfip.discover import discover
+            from condfip.discover import discover, graph_source
 
             graph = discover(frame)
-            source = f"discovered: {graph.graph['method']}, {graph.graph['resamples']} resamples"
+            source = graph_source(graph)
         frame, dag = validate(frame, read_graph(graph, nodes=list(frame.columns), isolated=isolated))
         context = frame
         if len(frame) > self.max_context:

@@ -224,11 +224,17 @@ def _warnings(scm, table: pd.DataFrame, rows: int, d: int, source: str, alpha: f
     return out
 
 
+def is_low_confidence(attrs: dict) -> bool:
+    """Whether an edge (its attributes in a graph from ``condfip.discover``) is flagged: a discovered, not
+    required, edge with bootstrap ``confidence`` below ``LOW_CONFIDENCE``."""
+    return (attrs.get("confidence") is not None and not attrs.get("given")
+            and float(attrs["confidence"]) < LOW_CONFIDENCE)
+
+
 def _low_confidence_edges(graph) -> list[str]:
     """One warning listing the edges (of a discovered graph) whose bootstrap ``confidence`` is low."""
     low = sorted((attrs["confidence"], str(u), str(v)) for u, v, attrs in graph.edges(data=True)
-                 if attrs.get("confidence") is not None and not attrs.get("given")
-                 and float(attrs["confidence"]) < LOW_CONFIDENCE)
+                 if is_low_confidence(attrs))
     if not low:
         return []
     shown = ", ".join(f"{u} -> {v} ({c:.2f})" for c, u, v in low[:8]) + (" ..." if len(low) > 8 else "")

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from condfip.errors import InputError
-from condfip.web.workspace import Workspace, layout
+from condfip.report import LOW_CONFIDENCE
+from condfip.web.workspace import Workspace, edge_marks, layout
 
 BINS = 30
 
@@ -31,7 +32,8 @@ def _refuse_non_finite(frame: pd.DataFrame, what: str) -> pd.DataFrame:
 
 
 def summary(workspace: Workspace) -> dict:
-    """The dataset, the DAG with its layout, each node's slider bounds and the trust report per node."""
+    """The dataset, the DAG with its layout and where it came from (``scm.graph_source``: given, or discovered,
+    then each edge carries its bootstrap confidence), each node's slider bounds and the trust report per node."""
     report = workspace.report()
     table = report.table
     rows = []
@@ -43,6 +45,8 @@ def summary(workspace: Workspace) -> dict:
                      "max_abs_z": _finite(row["max_abs_z"])})
     return {"name": workspace.name, "rows": len(workspace.data), "context_rows": len(workspace.scm.context),
             "nodes": workspace.columns, "edges": [list(e) for e in workspace.graph.edges],
+            "graph": {"source": workspace.scm.graph_source, "edges": edge_marks(workspace.graph),
+                      "low_confidence": LOW_CONFIDENCE},
             "layout": layout(workspace), "sliders": {c: workspace.slider(c) for c in workspace.columns},
             "report": {"rows": rows, "warnings": list(report.warnings), "source": report.source},
             "notes": list(workspace.notes)}

@@ -14,6 +14,8 @@ MAX_ROWS = 20_000  # generated rows per download
 MAX_PLOTTED_ROWS = 10_000  # generated rows per histogram answer
 MAX_EFFECT_ROWS = 5_000  # Monte Carlo rows per effect estimate
 MAX_BOOTSTRAP = 50  # each replicate re-infers the SCM: about a second on Sachs
+MIN_RESAMPLES = 5  # discovery's bootstrap: fewer makes each edge's confidence a coarse fraction (0, 1/4, ...)
+MAX_RESAMPLES = 50  # each resample is one more search
 
 
 def _shown(value: Any) -> str:
@@ -91,3 +93,34 @@ def session(body: dict) -> str | None:
     if token is not None and not isinstance(token, str):
         raise InputError(f"session must be a string token or null, got {_shown(token)}")
     return token or None
+
+
+def token(body: dict, name: str) -> str:
+    """``body[name]``: a required string token (e.g. ``discovery``, from an earlier answer)."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{name} must be the string token an earlier answer gave, got {_shown(value)}; fix: "
+                         f"start again from the upload")
+    return value
+
+
+def edges(body: dict, columns: list[str]) -> list[tuple[str, str]] | None:
+    """``body["edges"]``: a list of ``[cause, effect]`` pairs of column names (absent or null: None). Cycles
+    and self-loops are the input layer's to refuse (``condfip.inputs.validate``)."""
+    items = body.get("edges")
+    if items is None:
+        return None
+    most = len(columns) * (len(columns) - 1) // 2  # a DAG has no more
+    if not isinstance(items, list) or len(items) > most:
+        raise InputError(f"edges must be a list of at most {most} [cause, effect] pairs, got {_shown(items)}; fix: "
+                         f"send e.g. [[\"X\", \"Y\"]]")
+    out = []
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(name, str) for name in item)):
+            raise InputError(f"each edge must be a [cause, effect] pair of node names, got {_shown(item)}")
+        for name in item:
+            if name not in columns:
+                raise InputError(f"the edge {item[0]} -> {item[1]} names {name!r}, which is not a column of the "
+                                 f"data; fix: use the data's column names")
+        out.append((item[0], item[1]))
+    return out

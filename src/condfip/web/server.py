@@ -2,11 +2,15 @@
 
 Routes: ``GET /`` the page; ``GET /static/<file>`` its script and style sheet (shipped in the package: the page
 loads nothing from elsewhere, and its Content-Security-Policy forbids it); ``POST /api/<answer>`` with a JSON
-object body: ``summary``, ``intervene``, ``effect``, ``counterfactual``, ``samples`` (CSV) and ``upload``.
+object body: ``summary``, ``intervene``, ``effect``, ``counterfactual``, ``samples`` (CSV) and ``upload``; for a
+table without a graph ``discover`` (starts ``condfip.discover`` off the request thread), ``discovery`` (its
+progress, then the proposed DAG with each edge's confidence) and ``accept`` (the discovered graph, as proposed
+or edited, or a graph file instead, as the table's graph).
 
 Every bad request gets a 4xx with a JSON body ``{"error": "<one line>"}``: 400 for bad fields or files (the
-input layer's ``InputError`` messages), 404/405 for unknown routes or methods, 410 for an upload the server no
-longer holds, 413 for a body over the size limit. An unexpected failure is a 500 with one line too; its
+input layer's ``InputError`` messages), 404/405 for unknown routes or methods, 409 for a table whose graph is
+not accepted yet, 410 for an upload the server no longer holds, 413 for a body over the size limit, 503 when
+the discovery queue is full. An unexpected failure is a 500 with one line too; its
 traceback goes to the server's log only.
 """
 
@@ -25,8 +29,16 @@ from pathlib import Path
 from condfip.commands import one_line
 from condfip.errors import InputError
 from condfip.web import answers, fields
+from condfip.web.discovery import (
+    Discoverer,
+    Discovery,
+    DiscoveryBusy,
+    accepted_graph,
+    discovered_name,
+    discovered_workspace,
+)
 from condfip.web.sessions import SessionGone, SessionStore
-from condfip.web.workspace import load_workspace, sachs_workspace
+from condfip.web.workspace import Workspace, build_workspace, load_workspace, read_table, sachs_workspace
 
 try:
     from starlette.applications import Starlette
@@ -122,14 +134,46 @@ def _upload_file(body: dict, field: str, suffixes: tuple[str, ...], folder: Path
     return path, name
 
 
-def create_app(store: SessionStore, model) -> Starlette:
-    """The app: the page and the JSON API over ``store`` (the server's dataset plus the sessions' uploads)."""
+def _as_uploaded(err: InputError, files: dict[Path, str]) -> InputError:
+    """The input layer names a file by its path: the same message naming each file as uploaded."""
+    message = str(err)
+    for path, name in files.items():
+        message = message.replace(str(path), name)
+    return InputError(message)
 
-    def workspace_of(body: dict):
+
+def page_summary(workspace: Workspace) -> dict:
+    """``answers.summary`` plus the server's settings the page needs: the upload limit, discovery's default
+    bootstrap resamples."""
+    from condfip.discover import DEFAULT_RESAMPLES
+
+    return {**answers.summary(workspace), "upload_limit_bytes": MAX_UPLOAD_FILE,
+            "discovery_resamples": DEFAULT_RESAMPLES}
+
+
+def create_app(store: SessionStore, model, discoverer: Discoverer | None = None) -> Starlette:
+    """The app: the page and the JSON API over ``store`` (the server's dataset plus the sessions' uploads and
+    discoveries); ``discoverer`` runs the discoveries (default: a new one)."""
+    discoverer = Discoverer() if discoverer is None else discoverer
+
+    def entry_of(token: str | None):
         try:
-            return store.get(fields.session(body))
+            return store.get(token)
         except SessionGone as err:
             raise RequestError(410, str(err)) from None
+
+    def workspace_of(body: dict) -> Workspace:
+        workspace = entry_of(fields.session(body))
+        if not isinstance(workspace, Workspace):
+            raise RequestError(409, "this tab's table has no graph yet; fix: accept the discovered graph, or "
+                                    "upload a graph file")
+        return workspace
+
+    def discovery_of(body: dict) -> Discovery:
+        discovery = entry_of(fields.token(body, "discovery"))
+        if not isinstance(discovery, Discovery):
+            raise RequestError(400, "the discovery token names no discovery; fix: start one from the upload")
+        return discovery
 
     def interventions_of(body: dict, workspace, required: bool = False):
         chosen, checked = fields.interventions(body, workspace.columns, required=required)
@@ -138,7 +182,7 @@ def create_app(store: SessionStore, model) -> Starlette:
         return chosen, checked
 
     def summary(body: dict) -> dict:
-        return {**answers.summary(workspace_of(body)), "upload_limit_bytes": MAX_UPLOAD_FILE}
+        return page_summary(workspace_of(body))
 
     def intervene(body: dict) -> dict:
         workspace = workspace_of(body)
@@ -172,17 +216,62 @@ def create_app(store: SessionStore, model) -> Starlette:
         return Response(text, media_type="text/csv", headers={
             **SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="condfip-samples.csv"'})
 
+    def opened(workspace: Workspace) -> dict:
+        token = store.add(workspace)
+        return {"session": token, "summary": page_summary(workspace)}
+
     def upload(body: dict) -> dict:
         with tempfile.TemporaryDirectory(prefix="condfip-upload-") as folder:
             data_path, data_name = _upload_file(body, "data", DATA_SUFFIXES, Path(folder))
             graph_path, graph_name = _upload_file(body, "graph", GRAPH_SUFFIXES, Path(folder))
             try:
                 workspace = load_workspace(data_path, graph_path, model, f"{data_name} + {graph_name}")
-            except InputError as err:  # the input layer names the file by its path: name it as uploaded
-                message = str(err).replace(str(data_path), data_name).replace(str(graph_path), graph_name)
-                raise InputError(message) from None
-        token = store.add(workspace)
-        return {"session": token, "summary": {**answers.summary(workspace), "upload_limit_bytes": MAX_UPLOAD_FILE}}
+            except InputError as err:
+                raise _as_uploaded(err, {data_path: data_name, graph_path: graph_name}) from None
+        return opened(workspace)
+
+    def discover(body: dict) -> dict:
+        """A data table without a graph: check it (the page's and discovery's limits) and start the discovery
+        with the library's default method; the answer has the token to poll."""
+        from condfip.discover import DEFAULT_RESAMPLES, check_data, default_method
+
+        resamples = fields.integer(body, "resamples", DEFAULT_RESAMPLES, fields.MIN_RESAMPLES, fields.MAX_RESAMPLES,
+                                   " (bootstrap resamples for the edges' confidence)")
+        with tempfile.TemporaryDirectory(prefix="condfip-upload-") as folder:
+            data_path, data_name = _upload_file(body, "data", DATA_SUFFIXES, Path(folder))
+            try:
+                frame, notes = read_table(data_path)
+            except InputError as err:
+                raise _as_uploaded(err, {data_path: data_name}) from None
+        method = default_method(*frame.shape)
+        check_data(frame, method)
+        discovery = Discovery(name=data_name, data=frame, notes=notes, method=method, resamples=resamples)
+        try:
+            discoverer.start(discovery)
+        except DiscoveryBusy as err:
+            raise RequestError(503, str(err)) from None
+        return {"discovery": store.add(discovery), **discovery.answer()}
+
+    def discovery(body: dict) -> dict:
+        return discovery_of(body).answer()
+
+    def accept(body: dict) -> dict:
+        """The discovered graph (as proposed, or the page's edited ``edges``) or an uploaded graph file as the
+        table's graph: a new workspace, as an upload opens one."""
+        found = discovery_of(body)
+        if "graph" in body:
+            with tempfile.TemporaryDirectory(prefix="condfip-upload-") as folder:
+                graph_path, graph_name = _upload_file(body, "graph", GRAPH_SUFFIXES, Path(folder))
+                try:
+                    workspace = build_workspace(found.data, found.notes, graph_path, model,
+                                                f"{found.name} + {graph_name}")
+                except InputError as err:
+                    raise _as_uploaded(err, {graph_path: graph_name}) from None
+            return opened(workspace)
+        graph, source = accepted_graph(found, fields.edges(body, found.columns))
+        workspace = build_workspace(found.data, found.notes, graph, model, discovered_name(found.name, found.method),
+                                    graph_from=source)
+        return opened(workspace)
 
     def api(handler, limit: int = MAX_BODY):
         async def endpoint(request: Request) -> Response:
@@ -221,7 +310,10 @@ def create_app(store: SessionStore, model) -> Starlette:
               Route("/api/effect", api(effect), methods=["POST"]),
               Route("/api/counterfactual", api(counterfactual), methods=["POST"]),
               Route("/api/samples", api(samples), methods=["POST"]),
-              Route("/api/upload", api(upload, MAX_UPLOAD_BODY), methods=["POST"])]
+              Route("/api/upload", api(upload, MAX_UPLOAD_BODY), methods=["POST"]),
+              Route("/api/discover", api(discover, MAX_UPLOAD_BODY), methods=["POST"]),
+              Route("/api/discovery", api(discovery), methods=["POST"]),
+              Route("/api/accept", api(accept, MAX_UPLOAD_BODY), methods=["POST"])]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
@@ -249,15 +341,20 @@ def url_of(sock: socket.socket) -> str:
 
 def prepare(data: str | Path | None, graph: str | Path | None, weights: str | Path | None = None,
             capacity: int | None = None) -> Starlette:
-    """The app on DATA + GRAPH (both or neither; neither: the Sachs demo data) with the given weights."""
+    """The app on DATA + GRAPH (both or neither; neither: the Sachs demo data; GRAPH ``auto``: discovered from
+    DATA now, as the CLI's ``--graph auto``) with the given weights."""
+    from condfip.commands import GRAPH_AUTO
     from condfip.inference import load_pretrained
 
     if (data is None) != (graph is None):
         raise InputError("condfip serve takes DATA and --graph GRAPH together (or neither, for the Sachs demo "
-                         "data); fix: pass both, e.g. condfip serve data.csv --graph graph.csv")
+                         "data); fix: pass both, e.g. condfip serve data.csv --graph graph.csv (--graph auto: "
+                         "discover it; or open the page and upload the table alone to check a discovered graph)")
     model = load_pretrained(weights)
     if data is None:
         default = sachs_workspace(model)
+    elif str(graph) == GRAPH_AUTO:
+        default = discovered_workspace(data, model, Path(data).name)
     else:
         default = load_workspace(data, graph, model, f"{Path(data).name} + {Path(graph).name}")
     store = SessionStore(default) if capacity is None else SessionStore(default, capacity)

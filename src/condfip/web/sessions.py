@@ -1,4 +1,5 @@
-"""Per-browser-session uploads: each upload gets a random token, and only a request carrying that token sees it.
+"""Per-browser-session uploads: each upload (a workspace, or a table whose graph is being discovered) gets a
+random token, and only a request carrying that token sees it.
 
 The store is bounded: it keeps the ``capacity`` most recently used uploads. A token it no longer holds (evicted,
 or the server restarted) is answered with :class:`SessionGone`, which the page shows; it never falls back to
@@ -10,8 +11,12 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from condfip.web.workspace import Workspace
+
+if TYPE_CHECKING:
+    from condfip.web.discovery import Discovery
 
 CAPACITY = 16
 
@@ -21,18 +26,19 @@ class SessionGone(LookupError):
 
 
 class SessionStore:
-    """Uploaded workspaces by random token, at most ``capacity`` of them (least recently used dropped)."""
+    """Uploaded workspaces (and discoveries) by random token, at most ``capacity`` of them (least recently used
+    dropped)."""
 
     def __init__(self, default: Workspace, capacity: int = CAPACITY):
         self.default = default
         self.capacity = int(capacity)
-        self._uploads: OrderedDict[str, Workspace] = OrderedDict()
+        self._uploads: OrderedDict[str, Workspace | Discovery] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._uploads)
 
-    def add(self, workspace: Workspace) -> str:
+    def add(self, workspace: Workspace | Discovery) -> str:
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._uploads[token] = workspace
@@ -40,7 +46,7 @@ class SessionStore:
                 self._uploads.popitem(last=False)
         return token
 
-    def get(self, token: str | None) -> Workspace:
+    def get(self, token: str | None) -> Workspace | Discovery:
         """The upload behind ``token``; no token: the server's own dataset."""
         if token is None:
             return self.default

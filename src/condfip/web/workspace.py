@@ -2,7 +2,9 @@
 
 :func:`load_workspace` reads the inputs with the library's input layer (``condfip.inputs.read_data``,
 ``read_graph``, ``validate``: the CLI's checks and its one-line ``InputError`` messages) and infers the SCM
-with one forward pass. The trust report and the observational samples are computed once and kept.
+with one forward pass; :func:`read_table` and :func:`build_workspace` are its two halves (a discovered graph
+comes between them, ``condfip.web.discovery``). The trust report and the observational samples are computed
+once and kept.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class Workspace:
                 f"extrapolate there, trust these answers less")
 
 
-def _layout(graph: nx.DiGraph, columns: list[str]) -> dict[str, list[float]]:
+def graph_layout(graph: nx.DiGraph, columns: list[str]) -> dict[str, list[float]]:
     """Node positions in [0, 1]^2: causes on top, one row per topological generation."""
     layers = [sorted(layer, key=columns.index) for layer in nx.topological_generations(graph)]
     out = {}
@@ -109,30 +111,62 @@ def _layout(graph: nx.DiGraph, columns: list[str]) -> dict[str, list[float]]:
     return out
 
 
+def edge_marks(graph: nx.DiGraph) -> list[dict]:
+    """Each edge as the page draws it: cause, effect, its bootstrap confidence (a discovered edge; else None)
+    and whether that is low (``condfip.report.is_low_confidence``)."""
+    from condfip.report import is_low_confidence
+
+    return [{"cause": u, "effect": v, "confidence": attrs.get("confidence"), "low": is_low_confidence(attrs)}
+            for u, v, attrs in graph.edges(data=True)]
+
+
 def layout(workspace: Workspace) -> dict[str, list[float]]:
-    return _layout(workspace.graph, workspace.columns)
+    return graph_layout(workspace.graph, workspace.columns)
+
+
+def _noted(action):
+    """``action()`` with the warnings it raises (e.g. the input layer's "few distinct values") kept as one-line
+    notes: (result, notes)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = action()
+    return result, [" ".join(str(w.message).split()) for w in caught]
+
+
+def read_table(data_source) -> tuple[pd.DataFrame, list[str]]:
+    """The data table read and checked as the CLI does (``condfip.inputs.read_data``), at most ``MAX_NODES``
+    columns, and the input layer's warnings as notes."""
+    from condfip.inputs import read_data
+
+    frame, notes = _noted(lambda: read_data(data_source))
+    if frame.shape[1] > MAX_NODES:
+        raise InputError(f"the data has {frame.shape[1]} columns but the page draws at most {MAX_NODES} nodes; "
+                         f"fix: pass a subgraph, or use the CLI or the Python API for this graph")
+    return frame, notes
+
+
+def build_workspace(frame: pd.DataFrame, notes: list[str], graph_source, model, name: str,
+                    graph_from: str = "given") -> Workspace:
+    """Read and check the DAG against the table as the CLI does, infer the SCM with ``model`` and compute its
+    trust report. ``graph_from`` becomes ``scm.graph_source``: ``"given"``, or how the graph was discovered."""
+    from condfip.inputs import read_graph, validate
+    from condfip.report import check_memory
+
+    (frame, dag), graph_notes = _noted(lambda: validate(frame, read_graph(graph_source, nodes=list(frame.columns))))
+    check_memory(min(len(frame), model.max_context), frame.shape[1], model.network.config)
+    scm = model.infer(frame, dag)
+    scm.graph_source = graph_from
+    workspace = Workspace(name=name, data=frame, graph=dag, scm=scm, notes=[*notes, *graph_notes])
+    workspace.report()
+    return workspace
 
 
 def load_workspace(data_source, graph_source, model, name: str) -> Workspace:
     """Read and check the data and the DAG as the CLI does, infer the SCM with ``model`` and compute its
     trust report. Raises InputError with the input layer's one-line message; the input layer's warnings
     (e.g. a column with few distinct values) are kept as ``notes``."""
-    from condfip.inputs import read_data, read_graph, validate
-    from condfip.report import check_memory
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        frame = read_data(data_source)
-        frame, dag = validate(frame, read_graph(graph_source, nodes=list(frame.columns)))
-    if frame.shape[1] > MAX_NODES:
-        raise InputError(f"the data has {frame.shape[1]} columns but the page draws at most {MAX_NODES} nodes; "
-                         f"fix: pass a subgraph, or use the CLI or the Python API for this graph")
-    check_memory(min(len(frame), model.max_context), frame.shape[1], model.network.config)
-    scm = model.infer(frame, dag)
-    workspace = Workspace(name=name, data=frame, graph=dag, scm=scm,
-                          notes=[" ".join(str(w.message).split()) for w in caught])
-    workspace.report()
-    return workspace
+    frame, notes = read_table(data_source)
+    return build_workspace(frame, notes, graph_source, model, name)
 
 
 def sachs_workspace(model) -> Workspace:

@@ -6,11 +6,15 @@
 
 const STORE_KEY = "condfip-serve";
 const SVG = "http://www.w3.org/2000/svg";
-const state = { session: null, interventions: {}, row: 0, target: null };
+// discovery: the token of this tab's discovery while its graph is not yet accepted; edits: the edited edge list
+// ([cause, effect] pairs), null while the proposal is unedited
+const state = { session: null, interventions: {}, row: 0, target: null, discovery: null, edits: null };
 let summary = null;
+let proposal = null;  // the discovery's latest answer
 let requestCount = 0;
 let pending = 0;
 let timer = null;
+let pollTimer = null;
 
 const $ = (id) => document.getElementById(id);
 const fmt = (v, digits = 3) => (v === null || v === undefined ? "-" : Number(v).toPrecision(digits));
@@ -40,8 +44,9 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, body, asText = false) {
-  busy(1);
+// quiet: a progress poll, which does not count as a computation in flight
+async function api(path, body, asText = false, quiet = false) {
+  if (!quiet) busy(1);
   try {
     const response = await fetch("/api/" + path, {
       method: "POST", headers: { "Content-Type": "application/json" },
@@ -54,7 +59,7 @@ async function api(path, body, asText = false) {
     }
     return asText ? await response.text() : await response.json();
   } finally {
-    busy(-1);
+    if (!quiet) busy(-1);
   }
 }
 
@@ -84,42 +89,58 @@ function downstreamOf(nodes) {
 
 // ---- the graph --------------------------------------------------------------------------------------------
 
-function drawDag() {
-  const svg = $("dag");
+// a graph view: { nodes, layout, edges: [{ cause, effect, confidence, low }] }; a discovered edge carries its
+// bootstrap confidence (drawn as a label; low: dashed red), any other edge null
+function drawGraph(svg, view, { classesOf = () => [], onClick = null } = {}) {
   svg.replaceChildren();
   const width = 640, height = 400, boxW = 78, boxH = 26;
-  const at = (node) => [20 + boxW / 2 + summary.layout[node][0] * (width - 40 - boxW),
-                        10 + boxH / 2 + summary.layout[node][1] * (height - 20 - boxH)];
+  const at = (node) => [20 + boxW / 2 + view.layout[node][0] * (width - 40 - boxW),
+                        10 + boxH / 2 + view.layout[node][1] * (height - 20 - boxH)];
   const defs = el("defs", {}, null, SVG);
-  const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7",
-                                markerHeight: "7", orient: "auto-start-reverse" }, null, SVG);
-  marker.appendChild(el("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#666" }, null, SVG));
-  defs.appendChild(marker);
+  for (const [id, colour] of [["arrow", "#666"], ["arrow-low", "#c62828"]]) {
+    const marker = el("marker", { id: svg.id + "-" + id, viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7",
+                                  markerHeight: "7", orient: "auto-start-reverse" }, null, SVG);
+    marker.appendChild(el("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: colour }, null, SVG));
+    defs.appendChild(marker);
+  }
   svg.appendChild(defs);
-  for (const [a, b] of summary.edges) {
-    const [x1, y1] = at(a), [x2, y2] = at(b);
+  for (const edge of view.edges) {
+    const [x1, y1] = at(edge.cause), [x2, y2] = at(edge.effect);
     // stop the arrow at the target box's border
     const dx = x2 - x1, dy = y2 - y1;
     const t = Math.min(Math.abs(dx) > 0 ? (boxW / 2) / Math.abs(dx) : 1, Math.abs(dy) > 0 ? (boxH / 2) / Math.abs(dy) : 1);
-    svg.appendChild(el("line", { class: "dag-edge", x1, y1, x2: x2 - dx * t, y2: y2 - dy * t,
-                                 "marker-end": "url(#arrow)" }, null, SVG));
+    const attrs = { class: "dag-edge" + (edge.low ? " low-confidence" : ""), "data-edge": edge.cause + "->" + edge.effect,
+                    x1, y1, x2: x2 - dx * t, y2: y2 - dy * t, "marker-end": `url(#${svg.id}-${edge.low ? "arrow-low" : "arrow"})` };
+    if (edge.confidence !== null && edge.confidence !== undefined) attrs["data-confidence"] = edge.confidence;
+    svg.appendChild(el("line", attrs, null, SVG));
+    if (edge.confidence !== null && edge.confidence !== undefined) {
+      svg.appendChild(el("text", { class: "edge-confidence" + (edge.low ? " low-confidence" : ""), x: (x1 + x2) / 2 + 4,
+                                   y: (y1 + y2) / 2 - 3 }, fmt(edge.confidence, 2), SVG));
+    }
   }
-  const chosen = Object.keys(state.interventions);
-  const downstream = new Set(downstreamOf(chosen));
-  for (const node of summary.nodes) {
+  for (const node of view.nodes) {
     const [x, y] = at(node);
-    const classes = ["dag-node"];
-    if (chosen.includes(node)) classes.push("intervened");
-    else if (downstream.has(node)) classes.push("downstream");
-    const group = el("g", { class: classes.join(" "), "data-node": node, tabindex: "0", role: "button",
-                            "aria-label": "intervene on " + node }, null, SVG);
+    const group = el("g", { class: ["dag-node", ...classesOf(node)].join(" "), "data-node": node }, null, SVG);
     group.appendChild(el("rect", { x: x - boxW / 2, y: y - boxH / 2, width: boxW, height: boxH, rx: 6 }, null, SVG));
     group.appendChild(el("text", { x, y: y + 4, "text-anchor": "middle" }, node.length > 11 ? node.slice(0, 10) + "…" : node, SVG));
     group.appendChild(el("title", {}, node, SVG));
-    group.addEventListener("click", () => toggle(node));
-    group.addEventListener("keydown", (event) => { if (event.key === "Enter") toggle(node); });
+    if (onClick) {
+      for (const [key, value] of Object.entries({ tabindex: "0", role: "button", "aria-label": "intervene on " + node })) {
+        group.setAttribute(key, value);
+      }
+      group.addEventListener("click", () => onClick(node));
+      group.addEventListener("keydown", (event) => { if (event.key === "Enter") onClick(node); });
+    }
     svg.appendChild(group);
   }
+}
+
+function drawDag() {
+  const chosen = Object.keys(state.interventions);
+  const downstream = new Set(downstreamOf(chosen));
+  const classesOf = (node) => (chosen.includes(node) ? ["intervened"] : downstream.has(node) ? ["downstream"] : []);
+  drawGraph($("dag"), { nodes: summary.nodes, layout: summary.layout, edges: summary.graph.edges },
+            { classesOf, onClick: toggle });
 }
 
 function toggle(node) {
@@ -359,6 +380,12 @@ function show(newSummary) {
   $("dataset-name").textContent = summary.name + " — " + summary.rows + " rows, " + summary.nodes.length +
     " nodes, " + summary.edges.length + " edges" + (state.session ? " (your upload)" : "");
   $("notes").replaceChildren(...summary.notes.map((w) => el("li", {}, w)));
+  const source = $("graph-source");
+  source.hidden = summary.graph.source === "given";
+  source.textContent = source.hidden ? "" : "This graph was discovered from the data, not given (" +
+    summary.graph.source + "): every answer on this page depends on it. Edges are labelled with their bootstrap confidence; " +
+    "dashed red: below " + summary.graph.low_confidence + ".";
+  $("discover-resamples").value = $("discover-resamples").value || summary.discovery_resamples;
   drawReport();
   changed(true);
 }
@@ -380,33 +407,189 @@ function readBase64(file) {
   });
 }
 
+// the server refuses these too; this saves sending them
+function tooBig(files) {
+  const file = files.find((f) => f.size > summary.upload_limit_bytes);
+  if (!file) return null;
+  const mib = (bytes) => (bytes / 1024 / 1024).toFixed(1) + " MiB";
+  return file.name + " is " + mib(file.size) + ", over the page's limit of " + mib(summary.upload_limit_bytes) +
+    " per file; fix: upload fewer rows (the model uses at most 1000 context rows) or use the CLI for large files";
+}
+
+async function encodedFile(file) {
+  return { name: file.name, content: await readBase64(file) };
+}
+
+// a workspace opened by an upload or an accepted graph: this tab's data from now on
+function opened(answer) {
+  state.session = answer.session;
+  state.interventions = {};
+  state.row = 0;
+  $("banner").hidden = true;
+  show(answer.summary);
+}
+
 async function upload(event) {
   event.preventDefault();
   const error = $("upload-error");
   error.textContent = "";
   const dataFile = $("upload-data").files[0], graphFile = $("upload-graph").files[0];
-  if (!dataFile || !graphFile) { error.textContent = "choose both a data table and a graph file"; return; }
-  for (const file of [dataFile, graphFile]) {  // the server refuses these too; this saves sending them
-    if (file.size > summary.upload_limit_bytes) {
-      const mib = (bytes) => (bytes / 1024 / 1024).toFixed(1) + " MiB";
-      error.textContent = file.name + " is " + mib(file.size) + ", over the page's limit of " +
-        mib(summary.upload_limit_bytes) + " per file; fix: upload fewer rows (the model uses at most 1000 " +
-        "context rows) or use the CLI for large files";
-      return;
-    }
+  if (!dataFile) { error.textContent = "choose a data table"; return; }
+  if (!graphFile) {
+    error.textContent = "choose a graph file too, or click \u201cDiscover the graph\u201d to have one proposed from the table";
+    return;
   }
+  error.textContent = tooBig([dataFile, graphFile]) || "";
+  if (error.textContent) return;
   try {
-    const body = { data: { name: dataFile.name, content: await readBase64(dataFile) },
-                   graph: { name: graphFile.name, content: await readBase64(graphFile) } };
-    const answer = await api("upload", { ...body, session: null });
-    state.session = answer.session;
-    state.interventions = {};
-    state.row = 0;
-    $("banner").hidden = true;
-    show(answer.summary);
+    opened(await api("upload", { data: await encodedFile(dataFile), graph: await encodedFile(graphFile), session: null }));
   } catch (err) {
     error.textContent = err.message;
   }
+}
+
+// ---- discovery: a table without a graph -------------------------------------------------------------------
+
+async function startDiscovery() {
+  const error = $("upload-error");
+  error.textContent = "";
+  const dataFile = $("upload-data").files[0];
+  if (!dataFile) { error.textContent = "choose the data table to discover its graph from"; return; }
+  error.textContent = tooBig([dataFile]) || "";
+  if (error.textContent) return;
+  try {
+    const answer = await api("discover", { data: await encodedFile(dataFile), resamples: Number($("discover-resamples").value),
+                                           session: null });
+    state.discovery = answer.discovery;
+    state.edits = null;
+    save();
+    showDiscovery(answer);
+  } catch (err) {
+    error.textContent = err.message;
+  }
+}
+
+async function pollDiscovery() {
+  clearTimeout(pollTimer);
+  if (!state.discovery) return;
+  try {
+    showDiscovery(await api("discovery", { discovery: state.discovery }, false, true));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 410) {
+      dropDiscovery();
+      showBanner(err.message);
+    } else {
+      $("discovery-error").textContent = err.message;
+    }
+  }
+}
+
+function showDiscovery(answer) {
+  proposal = answer;
+  const panel = $("discovery");
+  panel.hidden = false;
+  panel.dataset.state = answer.state;
+  const what = answer.method.toUpperCase() + " (condfip.discover's default for " + answer.nodes.length + " columns)";
+  const status = $("discovery-status");
+  if (answer.state === "waiting") {
+    status.textContent = "waiting: the server discovers one graph at a time...";
+  } else if (answer.state === "running") {
+    status.textContent = "discovering the graph of " + answer.name + " with " + what + "... " +
+      (answer.done === 0 ? "searching all " + answer.rows + " rows, then " + answer.resamples + " bootstrap resamples"
+                         : "bootstrap resamples: " + answer.done + " of " + answer.resamples + " done") +
+      " (" + answer.seconds.toFixed(1) + " s)";
+  } else if (answer.state === "failed") {
+    status.textContent = "";
+  } else {
+    status.textContent = "discovered by " + what + " in " + answer.seconds.toFixed(1) + " s, with " + answer.resamples +
+      " bootstrap resamples of the " + answer.rows + " rows of " + answer.name + ".";
+  }
+  $("discovery-error").textContent = answer.state === "failed" ? answer.error : "";
+  $("proposal").hidden = answer.state !== "done";
+  $("discovery-resamples-shown").textContent = String(answer.resamples);
+  $("discovery-low-shown").textContent = String(answer.low_confidence);
+  if (answer.state === "done") drawProposal();
+  if (answer.state === "waiting" || answer.state === "running") pollTimer = setTimeout(pollDiscovery, 400);
+}
+
+// the proposal as edited: each edge as discovered keeps its confidence and mark, one added or reversed has none
+function proposedEdges() {
+  if (state.edits === null) return proposal.edges;
+  const found = new Map(proposal.edges.map((e) => [e.cause + "->" + e.effect, e]));
+  return state.edits.map(([cause, effect]) => found.get(cause + "->" + effect) || { cause, effect, confidence: null, low: false });
+}
+
+function edit(change) {
+  const edges = proposedEdges().map((e) => [e.cause, e.effect]);
+  state.edits = change(edges);
+  save();
+  drawProposal();
+}
+
+function drawProposal() {
+  const edges = proposedEdges();
+  drawGraph($("proposal-dag"), { nodes: proposal.nodes, layout: proposal.layout, edges });
+  const table = $("proposal-edges");
+  table.replaceChildren();
+  const head = el("tr");
+  head.append(el("th", {}, "cause"), el("th", {}, "effect"), el("th", {}, "confidence"), el("th", {}, "edit"));
+  table.appendChild(head);
+  edges.forEach((e, k) => {
+    const row = el("tr", { "data-edge": e.cause + "->" + e.effect, class: e.low ? "low-confidence" : "" });
+    const confidence = e.confidence === null ? "yours (not discovered)" : fmt(e.confidence, 2) + (e.low ? " low" : "");
+    const actions = el("td");
+    const reverse = el("button", { type: "button", class: "reverse-edge" }, "reverse");
+    reverse.addEventListener("click", () => edit((list) => { list[k] = [e.effect, e.cause]; return list; }));
+    const remove = el("button", { type: "button", class: "remove-edge" }, "remove");
+    remove.addEventListener("click", () => edit((list) => list.filter((_, j) => j !== k)));
+    actions.append(reverse, remove);
+    row.append(el("td", {}, e.cause), el("td", {}, e.effect), el("td", {}, confidence), actions);
+    table.appendChild(row);
+  });
+  $("edit-count").textContent = state.edits === null ? "as discovered" : "edited by you";
+  for (const id of ["add-cause", "add-effect"]) {
+    const select = $(id);
+    if (select.options.length !== proposal.nodes.length || [...select.options].some((o, j) => o.value !== proposal.nodes[j])) {
+      select.replaceChildren(...proposal.nodes.map((n) => el("option", { value: n }, n)));
+    }
+  }
+}
+
+function addEdge() {
+  const cause = $("add-cause").value, effect = $("add-effect").value;
+  $("accept-error").textContent = "";
+  if (cause === effect) { $("accept-error").textContent = "an edge needs two different nodes"; return; }
+  if (proposedEdges().some((e) => e.cause === cause && e.effect === effect)) return;
+  edit((list) => [...list, [cause, effect]]);
+}
+
+async function accept(body) {
+  $("accept-error").textContent = "";
+  try {
+    const answer = await api("accept", { discovery: state.discovery, session: null, ...body });
+    dropDiscovery();
+    opened(answer);
+  } catch (err) {
+    $("accept-error").textContent = err.message;
+  }
+}
+
+async function acceptFile() {
+  const file = $("proposal-graph").files[0];
+  if (!file) { $("accept-error").textContent = "choose a graph file"; return; }
+  $("accept-error").textContent = tooBig([file]) || "";
+  if (!$("accept-error").textContent) await accept({ graph: await encodedFile(file) });
+}
+
+function dropDiscovery() {
+  clearTimeout(pollTimer);
+  state.discovery = null;
+  state.edits = null;
+  proposal = null;
+  save();
+  $("discovery").hidden = true;
+  $("proposal-dag").replaceChildren();
+  $("proposal-edges").replaceChildren();
 }
 
 async function download() {
@@ -429,13 +612,20 @@ function start() {
   $("reset-button").addEventListener("click", () => {
     state.session = null; state.interventions = {}; state.row = 0;
     $("banner").hidden = true; $("upload-error").textContent = "";
-    save(); load();
+    dropDiscovery(); load();
   });
   $("effect-button").addEventListener("click", estimateEffect);
   $("effect-target").addEventListener("change", () => { state.target = $("effect-target").value; save(); });
   $("cf-row").addEventListener("change", () => { state.row = Number($("cf-row").value) | 0; changed(false); });
   $("download-button").addEventListener("click", download);
+  $("discover-button").addEventListener("click", startDiscovery);
+  $("accept-button").addEventListener("click", () => accept({ edges: state.edits }));
+  $("undo-edits").addEventListener("click", () => { state.edits = null; save(); drawProposal(); });
+  $("add-edge").addEventListener("click", addEdge);
+  $("proposal-graph-button").addEventListener("click", acceptFile);
+  $("discard-discovery").addEventListener("click", dropDiscovery);
   load();
+  pollDiscovery();
 }
 
 start();
