@@ -565,6 +565,15 @@ def test_default_page_loads_the_sachs_demo(browser, demo_server):
     assert severe == [], severe
 
 
+def type_into(browser, element_id: str, text: str) -> None:
+    """Replace what the page's field holds with ``text``, as a user typing it would."""
+    from selenium.webdriver.common.by import By
+
+    field = browser.find_element(By.ID, element_id)
+    field.clear()
+    field.send_keys(text)
+
+
 def test_slider_moves_the_childs_plotted_mean_the_right_way(browser, server, sim):
     """Slider of the parent at its lowest, then its highest: the child's plotted interventional mean moves in
     the direction the simulator's ground truth says (the edge with the largest true effect)."""
@@ -604,9 +613,7 @@ def test_slider_moves_the_childs_plotted_mean_the_right_way(browser, server, sim
     assert "beyond the data" in browser.find_element(By.ID, "beyond-warnings").text
     # the effect on the child, with its interval, on request
     Select(browser.find_element(By.ID, "effect-target")).select_by_value(child)
-    bootstrap = browser.find_element(By.ID, "effect-bootstrap")
-    bootstrap.clear()
-    bootstrap.send_keys("20")
+    type_into(browser, "effect-bootstrap", "20")
     browser.find_element(By.ID, "effect-button").click()
     text = wait(browser, "const e = document.getElementById('effect-result'); "
                          "return e.dataset.effect !== undefined && e.textContent", what="the effect")
@@ -690,9 +697,7 @@ def test_a_table_without_a_graph_gets_a_discovered_graph_to_check_edit_and_use(b
     browser.find_element(By.ID, "upload-button").click()  # no graph file: the page offers discovery
     offer = wait(browser, "return document.getElementById('upload-error').textContent", what="the offer")
     assert "Discover the graph" in offer
-    resamples = browser.find_element(By.ID, "discover-resamples")
-    resamples.clear()
-    resamples.send_keys("5")
+    type_into(browser, "discover-resamples", "5")
     browser.find_element(By.ID, "discover-button").click()
     progress = wait(browser, "const s = document.getElementById('discovery-status').textContent; "
                              "return s.includes('bootstrap resamples: ') && s", what="the progress")
