@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 
 import networkx as nx
 import numpy as np
@@ -27,6 +28,7 @@ from condfip.bench.sachs_mmd import (
 )
 from condfip.bench.suites import BENCH_SEED, Cell, Problem, full_cells, quick_cells, select_cells
 from condfip.bench.tasks import TASKS, rmse_per_node, score
+from condfip.errors import ExtrapolationWarning
 from condfip.metrics import rmse_per_sample
 from condfip.train import VALIDATION_SEED
 
@@ -203,7 +205,10 @@ def test_every_method_on_a_tiny_suite(tmp_path):
     out = tmp_path / "bench"
     cfg = BenchConfig(out=out, suite=TINY, query_rows=50, dowhy_timeout=None, parts=("synthetic", "scale"),
                       scale_grid=[(4, 60)], quiet=True, plots=False, command="pytest")
-    run_bench(cfg)
+    with warnings.catch_warnings(record=True) as caught:  # the tasks extrapolate on purpose: no warning per dataset
+        warnings.simplefilter("always", ExtrapolationWarning)
+        run_bench(cfg)
+    assert not [w for w in caught if issubclass(w.category, ExtrapolationWarning)]
     records = json.loads((out / "results.json").read_text())
     assert all(FIELDS <= set(r) for r in records)
     synth = [r for r in records if r["part"] == "synthetic"]
