@@ -73,7 +73,9 @@ def test_demo_runs_offline_and_writes_plots(tmp_path):
 
     out = tmp_path / "demo out"
     start = time.perf_counter()
-    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--bootstrap", "2", "--samples", "200"])
+    refused = CliRunner().invoke(app, ["demo", "--out", str(out), "--bootstrap", "2"])
+    assert refused.exit_code != 0 and ">= 20" in refused.output and not out.exists()
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--bootstrap", "20", "--samples", "200"])
     elapsed = time.perf_counter() - start
     assert result.exit_code == 0, result.output
     text = result.output
@@ -91,7 +93,7 @@ def test_demo_runs_offline_and_writes_plots(tmp_path):
     from condfip.demo import sachs_data
 
     assert list(table.index) == list(sachs_data().columns)
-    print(f"demo (reduced: 2 bootstrap replicates, 200 samples) took {elapsed:.1f} s")
+    print(f"demo (reduced: 20 bootstrap replicates, 200 samples) took {elapsed:.1f} s")
 
 
 def test_shipped_sachs_data_and_graph():
@@ -151,6 +153,31 @@ def test_batched_replicates_equal_one_by_one_reinference(scm):
         eps = np.stack([np.quantile(pool[:, j], u[:, j]) for j in range(len(COLUMNS))], axis=1)
         expected = alone.do({"a": 1.0}).solve(eps).mean(axis=0) - alone.do({"a": -1.0}).solve(eps).mean(axis=0)
         np.testing.assert_allclose(batched[b], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_replicates_for_targets_settle_their_ancestors_only_and_agree(scm, monkeypatch):
+    """targets=[...] settles only the targets' ancestors (fewer decoder columns) and gives the same replicates
+    as the full solve; the context bootstrap uses REPLICATE_DRAWS draws whatever n is."""
+    from condfip.effects import REPLICATE_DRAWS, _Replicates, ancestral_columns, bootstrap_replicates
+
+    assert list(ancestral_columns(scm, ["b=1"])) == [COLUMNS.index("a"), COLUMNS.index("b=1")]
+    full = bootstrap_replicates(scm, {"a": 1.0}, {"a": -1.0}, n=40, bootstrap=20, rng=np.random.default_rng(2))
+    settled, draws = [], []
+    solve = _Replicates.solve
+
+    def spy(self, eps, interventions, needed=None):
+        settled.append(None if needed is None else list(needed))
+        draws.append(eps.shape[1])
+        return solve(self, eps, interventions, needed)
+
+    monkeypatch.setattr(_Replicates, "solve", spy)
+    some = bootstrap_replicates(scm, {"a": 1.0}, {"a": -1.0}, n=40, bootstrap=20, rng=np.random.default_rng(2),
+                                targets=["b=1", "d"])
+    np.testing.assert_allclose(some, full[:, [1, 3]], rtol=1e-6, atol=1e-9)
+    assert settled[-1] == list(ancestral_columns(scm, ["b=1", "d"]))
+    bootstrap_replicates(scm, {"a": 1.0}, None, n=5 * REPLICATE_DRAWS, bootstrap=20,
+                         rng=np.random.default_rng(2), targets=["b=1"])
+    assert settled[-1] == [0, 1] and draws[-1] == REPLICATE_DRAWS
 
 
 def test_effect_reference_none_is_observational_and_shift_works(scm):

@@ -362,7 +362,7 @@ def _progress(label: str):
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the plots and tables.")] = Path("demo-out"),
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the effect "
-                                           "intervals.")] = 10,
+                                           "intervals (>= 20; 0: none).")] = 20,
     samples: Annotated[int, typer.Option("--samples", help="Generated cells per distribution.")] = 1000,
     seed: Seed = 0,
     weights: Weights = None,
@@ -374,9 +374,9 @@ def demo(
     """
     from condfip.demo import run_demo
 
-    if bootstrap < 0 or samples < 10:
-        raise InputError(f"need --bootstrap >= 0 and --samples >= 10, got {bootstrap} and {samples}; "
-                         f"fix: e.g. --bootstrap 10 --samples 1000")
+    if not (bootstrap == 0 or bootstrap >= 20) or samples < 10:
+        raise InputError(f"need --bootstrap 0 or >= 20 and --samples >= 10, got {bootstrap} and {samples}; "
+                         f"fix: e.g. --bootstrap 20 --samples 1000")
     run_demo(out, weights=weights, bootstrap=bootstrap, n_samples=samples,
              bootstrap_samples=min(400, samples), seed=seed, echo=typer.echo)
 

@@ -178,17 +178,20 @@ def plot_graph(graph: nx.DiGraph, path: Path, highlight: str, downstream: set[st
 # the demo
 
 
-def run_demo(out: str | Path = "demo-out", *, weights: str | Path | None = None, bootstrap: int = 10,
+def run_demo(out: str | Path = "demo-out", *, weights: str | Path | None = None, bootstrap: int = 20,
              n_samples: int = 1000, bootstrap_samples: int = 400, seed: int = 0,
              echo: Callable[[str], object] = print) -> dict[str, Path]:
     """Run the demo, write plots and tables into ``out``; returns the written files by name.
 
     ``n_samples`` rows are generated per distribution; the effect intervals come from ``bootstrap``
     re-inferences on resampled context cells with ``bootstrap_samples`` rows each."""
-    from condfip.effects import bootstrap_replicates
+    from condfip.effects import MIN_REPLICATES, bootstrap_replicates
     from condfip.inference import load_pretrained
     from condfip.report import check_memory
 
+    if 0 < bootstrap < MIN_REPLICATES:
+        raise InputError(f"bootstrap={bootstrap} replicates are too few for an interval; fix: pass bootstrap >= "
+                         f"{MIN_REPLICATES}, or 0 for none")
     start = time.perf_counter()
     out = Path(out)
     try:
