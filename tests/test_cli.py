@@ -96,11 +96,11 @@ def test_noise_and_counterfactual_one_row_per_data_row(files):
 
 
 @pytest.mark.parametrize("command", ["sample", "noise", "counterfactual"])
-def test_refined_flag_answers_with_the_hybrid(files, command):
+def test_least_squares_flag_answers_with_condfip_plus_ols(files, command):
     args = [command, str(files["data"]), "--graph", str(files["graph"])] + (["--do", "a=1.25"] if command ==
                                                                           "counterfactual" else [])
-    plain, refined = table(cli(files, *args)), table(cli(files, *args, "--refined"))
-    scm = condfip.load_pretrained(files["weights"]).infer_refined(files["data"], files["graph"])
+    plain, refined = table(cli(files, *args)), table(cli(files, *args, "--least-squares"))
+    scm = condfip.load_pretrained(files["weights"]).infer(files["data"], files["graph"], least_squares=True)
     data = pd.read_csv(files["data"])
     expected = {"sample": lambda: scm.sample(ROWS, seed=0), "noise": lambda: scm.noise(data),
                 "counterfactual": lambda: scm.counterfactual(data, {"a": 1.25})}[command]()

@@ -167,7 +167,7 @@ def bench_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for results.json, results.md, plots.")],
     quick: Annotated[bool, typer.Option("--quick", help="d in {10, 20}, n = 400, 3 SCMs per cell.")] = False,
     methods: Annotated[str | None, typer.Option(
-        help="Comma-separated subset of condfip, condfip-decoder, condfip+ols, dowhy, ols-parents, oracle, zero-noise, condfip-encoder, condfip-lsq.")
+        help="Comma-separated subset of condfip, condfip-decoder, condfip+ols, dowhy, ols-parents, oracle, zero-noise, condfip-encoder.")
     ] = None,
     cells: Annotated[str | None, typer.Option(
         help="Comma-separated glob patterns over cell names, e.g. 'paper-in/linear/d10/*,sachs,scale/*'.")

@@ -141,11 +141,10 @@ def _discovered(frame: pd.DataFrame):
     return graph
 
 
-def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, refined: bool = False,
+def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, least_squares: bool = False,
            isolated: list[str] | None = None):
     """Read GRAPH (``auto``: discover it; plus the ``isolated`` nodes), check the memory estimate, infer the SCM
-    of ``frame`` (with
-    ``refined``: the hybrid)."""
+    of ``frame`` (with ``least_squares``: plus the least-squares step, condfip+ols)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
     from condfip.report import check_memory
@@ -154,7 +153,7 @@ def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, refined: bool 
     frame, dag = validate(frame, read_graph(source, nodes=list(frame.columns), isolated=isolated))
     model = load_pretrained(weights)
     check_memory(len(frame), frame.shape[1], model.network.config)
-    return model.infer_refined(frame, dag) if refined else model.infer(frame, dag)
+    return model.infer(frame, dag, least_squares=least_squares)
 
 
 TABLE_WRITERS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}  # the -o suffixes, by writer
@@ -235,8 +234,10 @@ Do = Annotated[list[str] | None, typer.Option("--do", help="Hard intervention NO
 Shift = Annotated[list[str] | None, typer.Option("--shift", help="Shift intervention NODE=DELTA: x_node -> "
                                                  "x_node + DELTA (repeatable).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
-Refined = Annotated[bool, typer.Option("--refined", help="The hybrid condfip+ols: add least-squares corrections "
-                                       "on the parents, fitted on DATA (not zero-shot; README).")]
+LeastSquares = Annotated[bool, typer.Option("--least-squares", help="condfip+ols: after the network's pass, add "
+                                            "least-squares corrections on the parents fitted on DATA (a "
+                                            "closed-form regression step, not zero-shot; best on linear "
+                                            "mechanisms, README).")]
 
 
 def sample(
@@ -249,7 +250,7 @@ def sample(
     seed: Seed = 0,
     out: Out = None,
     weights: Weights = None,
-    refined: Refined = False,
+    least_squares: LeastSquares = False,
     isolated: Isolated = None,
 ):
     """Draw observational or interventional samples of the SCM inferred from DATA and GRAPH.
@@ -265,12 +266,12 @@ def sample(
         from condfip.report import check_rows_memory
 
         check_rows_memory(n, frame.shape[1], "-n")  # before the network is even loaded
-    scm = _infer(frame, graph, weights, refined, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated)
     write_table((scm.do(interventions) if interventions else scm).sample(n, seed=seed), out)
     print_trust_warnings(scm, frame)
 
 
-def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, refined: Refined = False,
+def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, least_squares: LeastSquares = False,
           isolated: Isolated = None):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
@@ -278,13 +279,13 @@ def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, re
     """
     check_output(out)
     frame = _read(data)
-    scm = _infer(frame, graph, weights, refined, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated)
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 
 
 def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: Out = None,
-                   weights: Weights = None, refined: Refined = False, isolated: Isolated = None):
+                   weights: Weights = None, least_squares: LeastSquares = False, isolated: Isolated = None):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
     Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
@@ -292,7 +293,7 @@ def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None,
     check_output(out)
     frame = _read(data)
     interventions = interventions_from(do, shift, list(frame.columns), required=True)
-    scm = _infer(frame, graph, weights, refined, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated)
     write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 

@@ -220,17 +220,13 @@ def _edge_attributes(meta: dict, graph: nx.DiGraph, where: str) -> dict[tuple[st
 
 def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
     """An SCM saved by ``scm.save(path)``, on the shipped weights or the weights folder/file ``weights``.
-    The weights must be the ones it was inferred with (same sha256); without ``weights``, an SCM inferred with
-    the shipped hybrid ``condfip-lsq`` loads on it."""
+    The weights must be the ones it was inferred with (same sha256)."""
     from condfip.inference import InferredSCM
-    from condfip.pretrained import CARD_FILE, LSQ_WEIGHTS_DIR, _weights_paths, build_network, sha256
+    from condfip.pretrained import _weights_paths, build_network, sha256
     from condfip.report import check_memory
 
     path = Path(path)
     meta, tensors = _read(path)
-    if weights is None:  # the default weights, unless the SCM was inferred with the shipped hybrid
-        lsq_card = json.loads((LSQ_WEIGHTS_DIR / CARD_FILE).read_text())
-        weights = LSQ_WEIGHTS_DIR if meta.get("weights_sha256") == lsq_card["sha256"] else None
     network, card = build_network(weights)
     weights_file = _weights_paths(weights)[0]
     actual = card.get("sha256") or sha256(weights_file)  # build_network checked the card's sha256 on the file
@@ -257,8 +253,7 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
     scm.mean = tensors["mean"].numpy().copy()
     scm.std = tensors["std"].numpy().copy()
     saved = {name for name in DatasetCode._fields[1:] if name in tensors}
-    expected = ({"linear_coef", "linear_mean"} if card["model"].get("decoder_linear") else set()) | (
-        {"pair_coef"} if card["model"].get("decoder_pair_weights") else set()) | (
+    expected = ({"pair_coef"} if card["model"].get("decoder_pair_weights") else set()) | (
         {"context_tokens", "context_rows"} if card["model"].get("decoder_context") else set())
     if saved != expected:
         raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (code parts saved: "

@@ -82,7 +82,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
-        model = ModelConfig(**values.pop("model", {}))
+        model = ModelConfig.from_dict(values.pop("model", {}))
         return cls(model=model, **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -193,7 +193,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if ModelConfig(**state["config"]["model"]) != self.cfg.model:
+        if ModelConfig.from_dict(state["config"]["model"]) != self.cfg.model:
             raise ValueError(f"{path} was trained with another model config: {state['config']['model']}")
         self.model.load_state_dict(state["model"])
         self.ema = state["ema"]

@@ -41,8 +41,8 @@ from condfip.bench.suites import (
 from condfip.bench.tasks import PAPER_TASKS, TASKS, run_tasks
 
 PARTS = ("synthetic", "sachs", "scale")
-SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "condfip-lsq", "dowhy",
-                       "ols-parents", "zero-noise", "oracle")
+SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy", "ols-parents",
+                       "zero-noise", "oracle")
 
 
 @dataclass
@@ -185,7 +185,7 @@ class Bench:
         self.sha = self.methods.weights_sha256 if any(m.startswith("condfip") for m in cfg.methods) else None
         stale = [r for r in self.records
                  if r["method"].startswith("condfip") and self.sha
-                 and r.get("weights_sha256") != self.methods.sha256_of(r["method"])]
+                 and r.get("weights_sha256") != self.sha]
         if stale:
             print(f"dropping {len(stale)} condfip records of other weights from {self.path}", file=sys.stderr)
             self.records = [r for r in self.records if r not in stale]
@@ -201,7 +201,7 @@ class Bench:
     def _common(self, method: str) -> dict:
         out = {"load1": _load()}
         if method.startswith("condfip"):
-            out["weights_sha256"] = self.methods.sha256_of(method)
+            out["weights_sha256"] = self.methods.weights_sha256
         return out
 
     # -- synthetic --
