@@ -286,7 +286,7 @@ def test_the_shift_check_passes_least_squares_and_fails_a_flat_decoder():
 
 
 @pytest.mark.xfail(strict=True, reason="issue 20: the shipped decoder moves a child of a correlated-parents node by "
-                   "0.12 of the true shift (worst of 14 children, relative error 0.88; python scripts/intervention_shift.py)")
+                   "0.12 of the true shift (worst of 14 children, relative error 0.88; python tools/intervention_shift.py)")
 def test_shipped_weights_move_children_by_the_true_shift_three_sds_out():
     """The issue's flattening check: do(target = context mean + 3 SD) on 3 fixed linear d = 10 SCMs moves each
     child's mean to within 25% of the true shift."""

@@ -10,7 +10,7 @@ inferred SCM) is a bootstrap over the context rows: each replicate resamples the
 replacement, re-infers the SCM from them and re-estimates the effect. It measures how much the answer moves
 when the context rows are resampled (plus Monte Carlo error), *only that*: it is not a statement about the true
 effect. The network's own error (a mechanism it misjudges the same way on every resample) is not in it, so the
-interval can be narrow and miss the truth; ``scripts/effect_coverage.py`` measures how often the 95% interval
+interval can be narrow and miss the truth; ``tools/effect_coverage.py`` measures how often the 95% interval
 contains the true effect on simulated SCMs (README). The interval is ``estimate +- z * SD(replicates)``
 (normal bootstrap), so it always contains its estimate; fewer than ``MIN_REPLICATES`` replicates are refused
 (``bootstrap=0``: the estimate alone). ``method="noise"`` (any SCM) only redraws the noise: Monte Carlo error

@@ -37,7 +37,7 @@ from condfip.simulate import get_prior, simulate, simulate_batch, streams
 from condfip.simulate.interventions import intervened_rows
 
 VALIDATION_SEED = 7_100_003  # the validation suite's own seed; the benchmark uses others
-DESIGN_SEED = 7_100_004  # design measurements (scripts/): neither the validation suite's nor the benchmark's
+DESIGN_SEED = 7_100_004  # design measurements (tools/, experiments/): neither the validation suite's nor the benchmark's
 VALIDATION_CELLS = [(p, m, d) for p in ("paper-in", "paper-out") for m in ("linear", "rff") for d in (10, 20)]
 
 

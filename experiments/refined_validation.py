@@ -1,6 +1,6 @@
 """Noise RMSE of condfip, the condfip+ols hybrid and least squares on the validation seed (never the benchmark's).
 
-    python scripts/refined_validation.py [--scms 3] [--weights FOLDER]
+    python experiments/refined_validation.py [--scms 3] [--weights FOLDER]
 
 Per P_IN cell (LIN and RFF, d = 10 and 20; 400 context + 400 query rows, nodes with parents scored), the mean
 over SCMs of: ``cf`` (condfip, default abduction), ``dec`` (condfip, decoder abduction), ``hyb`` and ``hybdec``
