@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 import condfip
 from condfip import InputError, load_scm
 from condfip.effects import Effect, average_effect
-from condfip.report import Report, check_memory, estimate_infer_memory, report
+from condfip.memory import check_memory, estimate_infer_memory
+from condfip.report import Report, report
 from condfip.scm import SCM
 from tiny_weights import make_weights
 

@@ -136,7 +136,7 @@ def simulate_cmd(
     graph = str(choice_rng.choice(prior.graphs))
     noise = str(choice_rng.choice(prior.noises))
     d = int(choice_rng.integers(prior.nodes[0], prior.nodes[1] + 1))
-    from condfip.report import check_simulation_memory
+    from condfip.memory import check_simulation_memory
 
     check_simulation_memory(d, samples)  # before anything is allocated (InputError: one line, exit 1)
     try:

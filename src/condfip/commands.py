@@ -147,7 +147,7 @@ def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, least_squares:
     of ``frame`` (with ``least_squares``: plus the least-squares step, condfip+ols)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
-    from condfip.report import check_memory
+    from condfip.memory import check_memory
 
     source = _discovered(frame) if graph == GRAPH_AUTO else graph
     frame, dag = validate(frame, read_graph(source, nodes=list(frame.columns), isolated=isolated))
@@ -263,7 +263,7 @@ def sample(
     if n is not None and n < 1:
         raise InputError(f"-n must be a positive number of rows, got {n}; fix: pass e.g. -n 1000")
     if n is not None:
-        from condfip.report import check_rows_memory
+        from condfip.memory import check_rows_memory
 
         check_rows_memory(n, frame.shape[1], "-n")  # before the network is even loaded
     scm = _infer(frame, graph, weights, least_squares, isolated)

@@ -187,7 +187,7 @@ def run_demo(out: str | Path = "demo-out", *, weights: str | Path | None = None,
     re-inferences on resampled context cells with ``bootstrap_samples`` rows each."""
     from condfip.effects import bootstrap_replicates
     from condfip.inference import load_pretrained
-    from condfip.report import check_memory
+    from condfip.memory import check_memory
 
     start = time.perf_counter()
     out = Path(out)

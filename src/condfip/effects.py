@@ -117,7 +117,7 @@ class _Replicates:
     """``B`` re-inferred SCMs at once: resampled contexts (B, n, d), their standardisation and dataset codes."""
 
     def __init__(self, scm, rows: np.ndarray, progress=None):
-        from condfip.report import estimate_infer_memory
+        from condfip.memory import estimate_infer_memory
 
         x = scm.context.to_numpy()[rows]  # (B, n, d)
         self.scm, self.network = scm, scm.network
@@ -143,7 +143,7 @@ class _Replicates:
 
     def mechanism(self, x: np.ndarray, nodes: np.ndarray | None) -> np.ndarray:
         """f_b(x_b) for every replicate b, in the user's units: (B, m, d) -> (B, m, len(nodes) or d)."""
-        from condfip.inference import ROW_CHUNK
+        from condfip.memory import ROW_CHUNK
 
         cols = slice(None) if nodes is None else nodes
         index = None if nodes is None else torch.as_tensor(nodes)

@@ -18,15 +18,15 @@ import torch
 
 from condfip.errors import InputError
 from condfip.inputs import read_data, read_graph, validate
+from condfip.memory import ROW_CHUNK, check_memory
 from condfip.model import CondFiP
-from condfip.pretrained import build_network
+from condfip.pretrained import _weights_paths, build_network
 from condfip.refined import LeastSquaresRefinedSCM
-from condfip.report import check_memory
+from condfip.saved import read_scm
 from condfip.scm import SCM, draw_from_pool
 
 ABDUCTIONS = ("decoder", "encoder")
 NOISE_MODELS = ("empirical", "gaussian")
-ROW_CHUNK = 4096  # query rows per decoder call
 
 
 class InferredSCM(SCM):
@@ -222,3 +222,16 @@ class ZeroShotModel:
 def load_pretrained(path: str | Path | None = None) -> ZeroShotModel:
     """The shipped weights (no network access), or exported weights at ``path`` (folder or .safetensors)."""
     return ZeroShotModel(*build_network(path))
+
+
+def load_scm(path: str | Path, weights: str | Path | None = None) -> InferredSCM:
+    """An SCM saved by ``scm.save(path)``, on the shipped weights or the weights folder/file ``weights``. The
+    weights must be the ones it was inferred with (same sha256). It answers exactly as the saved SCM: the stored
+    code and standardisation are used, not recomputed (``condfip.saved`` reads and checks the file)."""
+    network, card = build_network(weights)
+    saved = read_scm(path, card, _weights_paths(weights)[0])
+    check_memory(len(saved.context), saved.context.shape[1], card["model"])
+    scm = InferredSCM(network, card, saved.context, saved.graph, abduction=saved.abduction,
+                      noise_model=saved.noise_model, default_n=saved.default_n)
+    scm.mean, scm.std, scm.code, scm.graph_source = saved.mean, saved.std, saved.code, saved.graph_source
+    return scm.do(saved.interventions) if saved.interventions else scm

@@ -143,7 +143,7 @@ class SCM(ABC):
     def fresh_noise(self, n: int, rng: np.random.Generator, what: str = "n") -> np.ndarray:
         """``n`` fresh noise rows, after checking that ``n`` (named ``what`` in errors) is a positive integer
         and that ``n`` generated rows fit in memory."""
-        from condfip.report import check_rows_memory
+        from condfip.memory import check_rows_memory
 
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise InputError(f"{what} must be a positive integer, got {n!r}; fix: pass e.g. {what}=1000")
