@@ -19,6 +19,18 @@ import typer
 from typer.core import TyperGroup
 
 from condfip.atomic import atomic_write
+from condfip.cli_options import (
+    Data,
+    Do,
+    Graph,
+    Isolated,
+    LeastSquares,
+    Seed,
+    Shift,
+    TableOut,
+    Weights,
+    out_folder,
+)
 from condfip.errors import InputError
 
 EXIT_INPUT_ERROR = 1
@@ -214,32 +226,6 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
     return not isinstance(frame.index, pd.RangeIndex)
 
 
-# --------------------------------------------------------------------------------------------------
-# options shared by the commands
-
-Data = Annotated[str, typer.Argument(help="Data table: CSV (header = node names) or Parquet (.parquet/.pq).")]
-Graph = Annotated[str, typer.Option("--graph", "-g", help="The causal DAG: CSV edge list (cause,effect, "
-                                    "optionally a confidence column), CSV adjacency table, .gml or .graphml; "
-                                    "node names = the data's columns. 'auto': discover it from DATA "
-                                    "(condfip discover's default method).")]
-Isolated = Annotated[list[str] | None, typer.Option("--isolated", help="A data column with no causes and no "
-                                                  "effects (repeatable); every other column must be a node of "
-                                                  "GRAPH.")]
-Weights = Annotated[Path | None, typer.Option("--weights", help="Another weights folder (condfip.safetensors + "
-                                              "condfip.json); default: the shipped weights.")]
-Out = Annotated[Path | None, typer.Option("--out", "-o", help="Write the table here (CSV, or Parquet for "
-                                          ".parquet), atomically; default: CSV on stdout.")]
-Do = Annotated[list[str] | None, typer.Option("--do", help="Hard intervention NODE=VALUE in the data's units "
-                                              "(repeatable; the node name is split at the last '=').")]
-Shift = Annotated[list[str] | None, typer.Option("--shift", help="Shift intervention NODE=DELTA: x_node -> "
-                                                 "x_node + DELTA (repeatable).")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
-LeastSquares = Annotated[bool, typer.Option("--least-squares", help="condfip+ols: after the network's pass, add "
-                                            "least-squares corrections on the parents fitted on DATA (a "
-                                            "closed-form regression step, not zero-shot; best on linear "
-                                            "mechanisms, README).")]
-
-
 def sample(
     data: Data,
     graph: Graph,
@@ -248,7 +234,7 @@ def sample(
     n: Annotated[int | None, typer.Option("-n", "--n", help="Rows to draw; default: the number of rows of "
                                           "DATA.")] = None,
     seed: Seed = 0,
-    out: Out = None,
+    out: TableOut = None,
     weights: Weights = None,
     least_squares: LeastSquares = False,
     isolated: Isolated = None,
@@ -271,7 +257,7 @@ def sample(
     print_trust_warnings(scm, frame)
 
 
-def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, least_squares: LeastSquares = False,
+def noise(data: Data, graph: Graph, out: TableOut = None, weights: Weights = None, least_squares: LeastSquares = False,
           isolated: Isolated = None):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
@@ -284,7 +270,7 @@ def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, le
     print_trust_warnings(scm, frame)
 
 
-def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: Out = None,
+def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: TableOut = None,
                    weights: Weights = None, least_squares: LeastSquares = False, isolated: Isolated = None):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
@@ -312,7 +298,7 @@ def effect(
                                            "time, in batches.")] = 50,
     level: Annotated[float, typer.Option("--level", help="Nominal coverage of the interval.")] = 0.95,
     seed: Seed = 0,
-    out: Out = None,
+    out: TableOut = None,
     weights: Weights = None,
     isolated: Isolated = None,
 ):
@@ -361,7 +347,7 @@ def _progress(label: str):
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the plots and tables.")] = Path("demo-out"),
+    out: out_folder("the plots and tables") = Path("demo-out"),
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the effect "
                                            "intervals.")] = 10,
     samples: Annotated[int, typer.Option("--samples", help="Generated cells per distribution.")] = 1000,
