@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -105,3 +107,60 @@ def test_a_feature_never_imports_what_builds_on_it(feature):
                 and target.value.id in {"SCM", "InferredSCM", "ZeroShotModel"}]
     assert not attached  # no methods attached to the classes from outside
     assert "setattr(" not in ast.unparse(tree)
+
+
+# ---- docs/architecture.md -----------------------------------------------------------------------------------
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def named_in_architecture() -> tuple[set[str], set[str]]:
+    """The repository paths (``src/...``, ``tests/...``, ``tools/``, ...) and the dotted ``condfip.`` names that
+    docs/architecture.md puts in backticks."""
+    spans = re.findall(r"`([^`]+)`", ARCHITECTURE.read_text())
+    paths = {s for s in spans if re.fullmatch(r"(src|tests|tools|experiments|docs)(/[\w.-]+)*/?", s)}
+    names = {s for s in spans if re.fullmatch(r"condfip(\.\w+)+", s)}
+    return paths, names
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``condfip.a.b.c`` is a module, or an attribute path below the longest module prefix."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(target, attribute):
+                return False
+            target = getattr(target, attribute)
+        return True
+    return False
+
+
+def test_every_file_and_name_the_architecture_page_gives_exists():
+    paths, names = named_in_architecture()
+    assert len(paths) > 15 and len(names) > 15  # the page names its owners; the parse found them
+    assert [p for p in sorted(paths) if not (ROOT / p).exists()] == []
+    assert [n for n in sorted(names) if not resolves(n)] == []
+    assert not resolves("condfip.inference.InferredSCM.no_such_method")  # the check can fail
+    assert not (ROOT / "src/condfip/no_such_module.py").exists()
+
+
+def test_the_architecture_page_names_every_module_of_the_pipeline():
+    paths, _ = named_in_architecture()
+    for module in ("cli.py", "cli_options.py", "commands.py", "inputs.py", "memory.py", "pretrained.py",
+                   "inference.py", "model.py", "scm.py", "refined.py", "atomic.py", "report.py", "saved.py",
+                   "effects.py", "interop_dowhy.py", "discover.py"):
+        assert f"src/condfip/{module}" in paths, module
+
+
+def test_the_network_stores_no_graph_and_configs_go_through_from_dict():
+    """Two of the page's rules: no module of the network keeps a mask or graph (``self.adj = ...``), and nothing
+    builds a ``ModelConfig`` from a raw dict but ``ModelConfig.from_dict``."""
+    model = ast.parse((PACKAGE / "model.py").read_text())
+    stored = {target.attr for node in ast.walk(model) if isinstance(node, ast.Assign) for target in node.targets
+              if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"}
+    assert not stored & {"adj", "graph", "mask", "allowed", "parents"}
+    for path in PACKAGE.rglob("*.py"):
+        assert "ModelConfig(**" not in path.read_text(), path

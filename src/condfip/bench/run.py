@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from condfip.atomic import atomic_write_text
 from condfip.baselines import FitTimeout
 from condfip.bench.inferred import GRAPHS, discovery_record, graph_from_record
 from condfip.bench.methods import ALL_METHODS, METHODS, Methods
@@ -125,9 +126,7 @@ def _clean(value):
 
 
 def save_records(records: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([{k: _clean(v) for k, v in r.items()} for r in records], indent=0) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps([{k: _clean(v) for k, v in r.items()} for r in records], indent=0) + "\n")
 
 
 def load_records(path: Path) -> list[dict]:
@@ -382,9 +381,9 @@ class Bench:
             from condfip.bench.plots import write_plots
 
             meta["plots"] = write_plots(self.records, cfg.out, SYNTH_METHODS_ORDER)
-        (cfg.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(cfg.out / "meta.json", json.dumps(meta, indent=2) + "\n")
         path = cfg.out / "results.md"
-        path.write_text(render(self.records, meta, SYNTH_METHODS_ORDER) + "\n")
+        atomic_write_text(path, render(self.records, meta, SYNTH_METHODS_ORDER) + "\n")
         return path
 
 
