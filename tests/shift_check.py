@@ -1,4 +1,4 @@
-"""The intervention-shift check shared by tests/test_inference.py and scripts/intervention_shift.py: on 3 fixed
+"""The intervention-shift check shared by tests/test_inference.py and tools/intervention_shift.py: on 3 fixed
 P_IN linear d = 10 SCMs (400 context rows), do(target = context mean + 3 context SDs) on the node with the most
 children, and each child's mean shift predicted by the model's SCM against the true SCM's (same noise)."""
 

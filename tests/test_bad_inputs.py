@@ -20,8 +20,8 @@ import condfip
 from condfip import InputError
 from condfip.cli import app
 from condfip.commands import parse_assignments
+from condfip.memory import MEMORY_ENV, check_memory
 from condfip.pretrained import WEIGHTS_DIR
-from condfip.report import MEMORY_ENV, check_memory
 from tiny_weights import make_weights
 
 COLUMNS = ["a", "b", "c", "d"]

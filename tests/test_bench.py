@@ -184,22 +184,6 @@ def fake_sachs(folder) -> None:
     pd.DataFrame(SACHS_EDGES, columns=["cause", "effect"]).to_csv(folder / "sachs-graph.csv", index=False)
 
 
-def test_the_hybrid_lsq_method_runs_on_its_own_weights_and_resumes(tmp_path):
-    import condfip
-
-    out = tmp_path / "bench"
-    cfg = BenchConfig(out=out, suite=TINY, query_rows=50, methods=("condfip", "condfip-lsq"), parts=("synthetic",),
-                      quiet=True, plots=False, command="pytest")
-    run_bench(cfg)
-    records = json.loads((out / "results.json").read_text())
-    sha = {m: {r["weights_sha256"] for r in records if r["method"] == m} for m in ("condfip", "condfip-lsq")}
-    assert sha == {"condfip": {condfip.load_pretrained().sha256},
-                   "condfip-lsq": {condfip.load_pretrained(lsq=True).sha256}}
-    assert all(r["status"] == "ok" for r in records)
-    run_bench(cfg)  # a rerun keeps both methods' records: neither is taken for another weights' stale record
-    assert json.loads((out / "results.json").read_text()) == records
-
-
 def test_every_method_on_a_tiny_suite(tmp_path):
     needs_dowhy()
     out = tmp_path / "bench"

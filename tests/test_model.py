@@ -14,20 +14,15 @@ from condfip.model import (
     ModelConfig,
     appended_rows_mask,
     dag_attention,
-    linear_parent_coefficients,
-    linear_parent_fit,
 )
 
 TINY = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2)
 # two layers each: a parents-only mask per layer would still let grandparents leak if done wrong
 DEEP = ModelConfig(width=16, heads=2, encoder_layers=2, code_layers=1, decoder_layers=2, mlp_ratio=2)
-NODE_HEADS = ModelConfig(width=16, heads=2, node_heads=8, encoder_layers=2, code_layers=1, decoder_layers=2)
 PAIRS = ModelConfig(width=16, heads=2, pair_features=4, encoder_layers=2, code_layers=1, decoder_layers=2)
 # the regression-free pair options: signed parent weights in node attention and in the decoder
 PAIR_VALUES = ModelConfig(width=16, heads=2, pair_features=4, pair_values=True, decoder_pair_weights=True,
                           encoder_layers=2, code_layers=1, decoder_layers=2)
-LINEAR = ModelConfig(width=16, heads=2, pair_features=4, linear_feature=True, decoder_linear=True, encoder_layers=2,
-                     code_layers=1, decoder_layers=2)
 # the decoder that also attends across the context rows of each node
 CONTEXT = ModelConfig(width=16, heads=2, pair_features=4, pair_values=True, decoder_pair_weights=True,
                       decoder_context=True, encoder_layers=2, code_layers=1, decoder_layers=2)
@@ -70,7 +65,7 @@ def _ancestors(i: int, edges=EDGES) -> set[int]:
 
 def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> CondFiP:
     """A randomly initialised network; the decoder's zero-initialised adaLN gates (and pair biases and
-    least-squares gates) are randomised so that T(z) actually depends on z (with zero gates the decoder output
+    pair weights) are randomised so that T(z) actually depends on z (with zero gates the decoder output
     ignores z entirely)."""
     torch.manual_seed(seed)
     model = CondFiP(cfg)
@@ -88,7 +83,7 @@ def _model(cfg: ModelConfig = TINY, seed: int = 0, modulate: bool = True) -> Con
                 if block.pair.to_gains is not None:
                     nn.init.normal_(block.pair.to_gains.weight, std=1.0)
         for name, param in model.named_parameters():
-            if "linear" in name or "pair_weights.mlp.2" in name:
+            if "pair_weights.mlp.2" in name:
                 nn.init.normal_(param, std=0.5)
     return model.eval()
 
@@ -215,8 +210,7 @@ def _perturb(x: torch.Tensor, nodes, seed: int = 9) -> torch.Tensor:
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP, NODE_HEADS, PAIRS, PAIR_VALUES, LINEAR],
-                         ids=["1-layer", "2-layer", "8-node-heads", "pairs", "pair-values", "linear"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, PAIRS, PAIR_VALUES], ids=["1-layer", "2-layer", "pairs", "pair-values"])
 def test_encoder_ignores_non_ancestors_and_depends_on_parents(cfg):
     model, x, adj = _model(cfg), _data(), _adj()
     _, f_hat = model.encoder(x, adj)
@@ -253,8 +247,7 @@ def test_two_layer_encoder_reaches_grandparents():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [TINY, DEEP, PAIR_VALUES, LINEAR, CONTEXT],
-                         ids=["1-layer", "2-layer", "pair-values", "linear", "context"])
+@pytest.mark.parametrize("cfg", [TINY, DEEP, PAIR_VALUES, CONTEXT], ids=["1-layer", "2-layer", "pair-values", "context"])
 def test_decoder_depends_on_parents_only(cfg):
     model, x, adj = _model(cfg), _data(n=6), _adj()
     code = model.dataset_code(x, adj)
@@ -275,7 +268,7 @@ def test_decoder_depends_on_parents_only(cfg):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR, CONTEXT], ids=["2-layer", "pair-values", "linear", "context"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, CONTEXT], ids=["2-layer", "pair-values", "context"])
 @pytest.mark.parametrize("nodes", [[0], [3, 6], [2, 5], list(range(D))])
 def test_decoder_on_a_subset_of_nodes_equals_the_full_call(nodes, cfg):
     """The fixed point computes one topological generation at a time: the subset call must give the same
@@ -311,7 +304,7 @@ def test_full_model_prediction_for_node_ignores_query_of_non_parents():
 
 # ---- equivariance -------------------------------------------------------------------------------------
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR, CONTEXT], ids=["2-layer", "pair-values", "linear", "context"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, CONTEXT], ids=["2-layer", "pair-values", "context"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_node_permutation_equivariance(seed, cfg):
     model, x, adj = _model(cfg, seed=seed), _data(n=6), _adj()
@@ -326,8 +319,6 @@ def test_node_permutation_equivariance(seed, cfg):
 
     code, code_p = model.dataset_code(x, adj), model.dataset_code(xp, adjp)
     torch.testing.assert_close(code_p.mu, code.mu[:, perm], rtol=1e-5, atol=1e-5)
-    if cfg.decoder_linear:
-        torch.testing.assert_close(code_p.linear_coef, code.linear_coef[:, perm][:, :, perm], rtol=1e-4, atol=1e-5)
     if cfg.decoder_pair_weights:
         torch.testing.assert_close(code_p.pair_coef, code.pair_coef[:, perm][:, :, perm], rtol=1e-4, atol=1e-5)
 
@@ -347,17 +338,12 @@ def test_permuting_nodes_without_the_graph_changes_outputs():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, LINEAR, CONTEXT], ids=["2-layer", "pair-values", "linear", "context"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIR_VALUES, CONTEXT], ids=["2-layer", "pair-values", "context"])
 def test_context_row_order_does_not_change_the_dataset_code(cfg):
     model, x, adj = _model(cfg), _data(n=9), _adj()
     rows = torch.randperm(9, generator=torch.Generator().manual_seed(0))
     shuffled, code = model.dataset_code(x[:, rows], adj), model.dataset_code(x, adj)
     torch.testing.assert_close(shuffled.mu, code.mu, rtol=1e-5, atol=1e-5)
-    if cfg.decoder_linear:
-        torch.testing.assert_close(shuffled.linear_coef, code.linear_coef, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(shuffled.linear_mean, code.linear_mean, rtol=1e-5, atol=1e-5)
-    else:
-        assert shuffled.linear_coef is None
     if cfg.decoder_pair_weights:
         torch.testing.assert_close(shuffled.pair_coef, code.pair_coef, rtol=1e-4, atol=1e-5)
     z = _data(n=3, seed=6)  # the decoder's answers too (with decoder_context it reads the context rows)
@@ -419,7 +405,7 @@ def test_same_seed_same_initialisation_and_outputs():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("cfg", [DEEP, PAIRS, PAIR_VALUES, LINEAR], ids=["2-layer", "pairs", "pair-values", "linear"])
+@pytest.mark.parametrize("cfg", [DEEP, PAIRS, PAIR_VALUES], ids=["2-layer", "pairs", "pair-values"])
 def test_appended_rows_mask_gives_each_row_what_the_context_and_that_row_alone_give(cfg):
     """With the mask the context rows' predictions are those of the context alone, and each appended row's
     prediction is the same whatever other rows are appended with it."""
@@ -519,65 +505,6 @@ def test_pair_values_need_the_pair_statistics():
         ModelConfig(pair_values=True)
     with pytest.raises(InputError, match="decoder_pair_weights needs"):
         ModelConfig(decoder_pair_weights=True)
-
-
-# ---- least-squares features -----------------------------------------------------------------------------
-def test_linear_parent_fit_is_least_squares_on_the_parents_over_the_given_rows():
-    import numpy as np
-
-    gen = torch.Generator().manual_seed(0)
-    x, adj = torch.randn(2, 40, D, generator=gen), _adj()
-    rows = torch.arange(40) < 25
-    fit = linear_parent_fit(x, adj, rows)
-    beta, _ = linear_parent_coefficients(x, adj, rows)
-    for b in range(2):
-        for i in range(D):
-            parents = sorted(_parents(i))
-            assert torch.all(beta[b, i, [j for j in range(D) if j not in parents]] == 0)
-            design = np.column_stack([x[b, :25, parents].numpy(), np.ones(25)])
-            coef = np.linalg.lstsq(design, x[b, :25, i].numpy(), rcond=None)[0]
-            expected = np.column_stack([x[b, :, parents].numpy(), np.ones(40)]) @ coef
-            np.testing.assert_allclose(fit[b, :, i].numpy(), expected, atol=5e-3)  # the ridge is 1e-3
-
-
-def test_linear_parent_coefficients_survive_collinear_parents_and_many_nodes():
-    x = torch.randn(1, 30, 3)
-    x[..., 1] = 2 * x[..., 0]  # node 2's two parents are collinear
-    adj = torch.zeros(1, 3, 3, dtype=torch.bool)
-    adj[0, 0, 2] = adj[0, 1, 2] = True
-    assert torch.isfinite(linear_parent_coefficients(x, adj)[0]).all()
-    big = torch.triu(torch.rand(2, 300, 300) < 0.02, diagonal=1)  # several chunks of nodes per solve
-    beta, _ = linear_parent_coefficients(torch.randn(2, 50, 300), big)
-    assert beta.shape == (2, 300, 300) and torch.all(beta[~big.transpose(1, 2)] == 0)
-
-
-@torch.no_grad()
-def test_switching_on_the_least_squares_features_changes_nothing_until_trained():
-    from condfip.pretrained import grow_state
-
-    plain = _model(PAIRS, modulate=True)
-    grown = CondFiP(LINEAR).eval()
-    grown.load_state_dict(grow_state(plain.state_dict(), PAIRS, LINEAR))
-    x, adj, z = _data(n=8), _adj(), _data(n=3, seed=2)
-    torch.testing.assert_close(grown.encoder(x, adj)[1], plain.encoder(x, adj)[1], rtol=0, atol=1e-6)
-    torch.testing.assert_close(grown(x, z, adj), plain(x, z, adj), rtol=0, atol=1e-6)
-
-
-@torch.no_grad()
-def test_decoder_least_squares_path_returns_the_fit_on_the_context():
-    """With the readout silenced and the gate at 1, T(z) is the least-squares fit on the context, for the full
-    call and for a subset of nodes: the coefficients are indexed as parent -> child."""
-    model, x, adj, z = _model(LINEAR), _data(n=12), _adj(), _data(n=4, seed=2)
-    nn.init.zeros_(model.decoder.readout.weight)
-    nn.init.zeros_(model.decoder.readout.bias)
-    nn.init.zeros_(model.decoder.linear_gate.weight)
-    nn.init.ones_(model.decoder.linear_gate.bias)
-    code = model.dataset_code(x, adj)
-    beta, mean = linear_parent_coefficients(x, adj)
-    expected = (z - mean) @ beta.transpose(1, 2) + mean
-    torch.testing.assert_close(model.decoder(code, z, adj), expected, rtol=0, atol=1e-5)
-    index = torch.tensor([3, 6])
-    torch.testing.assert_close(model.decoder(code, z, adj, nodes=index), expected[..., index], rtol=0, atol=1e-5)
 
 
 # ---- attention across the context rows (decoder_context) -----------------------------------------------

@@ -1,5 +1,5 @@
-"""The hybrid condfip + least squares (``model.infer_refined``): corrections fitted on the parents only,
-exact round trips, interventions through the corrected mechanisms."""
+"""condfip + least squares (``model.infer(data, graph, least_squares=True)``): corrections fitted on the parents
+only, exact round trips, interventions through the corrected mechanisms."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_context_residuals_are_orthogonal_to_intercept_and_parents(abduction):
     fitted on T(context); the encoder head's on the head's answer from infer's own pass over the context."""
     data, graph = chain_data()
     base = random_model().infer(data, graph, abduction=abduction)
-    scm = random_model().infer_refined(data, graph, abduction=abduction)
+    scm = random_model().infer(data, graph, least_squares=True, abduction=abduction)
     assert isinstance(scm, LeastSquaresRefinedSCM)
     x = data.to_numpy()
     residuals = [scm.context_noise]
@@ -36,7 +36,7 @@ def test_context_residuals_are_orthogonal_to_intercept_and_parents(abduction):
 
 def test_corrections_use_parents_only():
     data, graph = chain_data()
-    scm = random_model().infer_refined(data, graph)
+    scm = random_model().infer(data, graph, least_squares=True)
     adj = np.array([[graph.has_edge(a, b) for b in scm.columns] for a in scm.columns])
     assert np.all(scm.coef[~adj] == 0)
     assert np.all(scm.coef[adj] != 0)
@@ -58,7 +58,7 @@ def test_refined_mechanism_is_least_squares_plus_what_the_network_adds_beyond_a_
     """For a node with one parent: refined f = LS line of the data + (network f - LS line of the network f)."""
     data, graph = chain_data(n=200)
     data["c"] = 0.5 * data["b"] + 0.1 * np.random.default_rng(1).standard_normal(len(data))
-    scm = random_model().infer_refined(data, graph)
+    scm = random_model().infer(data, graph, least_squares=True)
     x = data.to_numpy()
     b, c = x[:, 1], x[:, 2]
     slope, offset = np.polyfit(b, c, 1)
@@ -70,7 +70,7 @@ def test_refined_mechanism_is_least_squares_plus_what_the_network_adds_beyond_a_
 
 def test_sample_of_abducted_noise_returns_the_data_and_interventions_hold():
     data, graph = chain_data()
-    scm = random_model().infer_refined(data, graph)
+    scm = random_model().infer(data, graph, least_squares=True)
     back = scm.sample(noise=scm.noise(data))
     assert list(back.index) == list(data.index)
     np.testing.assert_allclose(back.to_numpy(), data.to_numpy(), rtol=0, atol=1e-9)

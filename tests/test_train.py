@@ -22,6 +22,7 @@ from condfip import InputError
 from condfip.model import CondFiP, ModelConfig
 from condfip.pretrained import (
     CARD_FILE,
+    WEIGHTS_DIR,
     WEIGHTS_FILE,
     build_network,
     export_weights,
@@ -262,6 +263,38 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     other = tiny_config(model=narrow)
     with pytest.raises(ValueError, match="another model config"):
         Trainer(other, tmp_path, device=CPU, quiet=True)
+
+
+# the config of the run `abL` in progress when the options were retired (issue 24), as written by the version
+# before: it names the retired model options at their off values, and must still parse (and resume)
+RUN_IN_PROGRESS = {
+    "model": {"width": 64, "heads": 2, "node_heads": None, "pair_features": 8, "pair_values": True,
+              "linear_feature": False, "decoder_linear": False, "decoder_pair_weights": True, "encoder_layers": 6,
+              "code_layers": 1, "decoder_layers": 4, "mlp_ratio": 2, "max_context": 1000},
+    "prior": "train", "seed": 22, "batch_size": 8, "chunks": 1, "context_sizes": [50, 100, 200, 400],
+    "context_weights": [0.2, 0.35, 0.3, 0.15], "query_rows": 200, "encoder_steps": 0, "decoder_steps": 1800,
+    "lr": 0.0003, "warmup": 100, "weight_decay": 0.01, "betas": [0.9, 0.95], "grad_clip": 1.0, "ema_decay": 0.995,
+    "eval_every": 500, "eval_datasets": 3, "checkpoint_every": 50, "log_every": 10, "threads": 1,
+    "cpu_bf16": True, "intervened_query_share": 0.5,
+}
+
+
+def test_the_config_of_a_run_in_progress_still_parses_and_warm_starts_from_the_shipped_weights():
+    cfg = TrainConfig.from_dict(RUN_IN_PROGRESS)
+    assert cfg.intervened_query_share == 0.5 and cfg.betas == (0.9, 0.95) and cfg.model.decoder_pair_weights
+    shipped = json.loads((WEIGHTS_DIR / "condfip.json").read_text())["model"]
+    assert cfg.model == ModelConfig.from_dict(shipped)  # --init-from pretrained: no growth needed
+    assert set(load_state("pretrained", cfg.model)) == set(CondFiP(cfg.model).state_dict())
+
+
+def test_a_checkpoint_written_before_the_retirement_resumes(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path, device=CPU, quiet=True)
+    trainer.train_step()
+    trainer.save()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["config"]["model"].update(node_heads=None, linear_feature=False, decoder_linear=False)
+    torch.save(state, tmp_path / "checkpoint.pt")
+    assert Trainer(tiny_config(), tmp_path, device=CPU, quiet=True).step == 1
 
 
 # ---- exact resume under SIGKILL of the command line ---------------------------------------------------
@@ -594,16 +627,8 @@ def test_a_deeper_network_warm_starts_from_shallower_weights_with_the_same_outpu
         grow_state(deeper.state_dict(), deeper_cfg, TINY_MODEL)
 
 
-def test_a_warm_start_may_split_node_attention_into_more_heads(exported):
-    """``node_heads`` keeps every weight's shape: the warm start reuses the weights as they are (the function
-    changes, so it is no identity), while a width change is still refused."""
+def test_a_warm_start_refuses_another_width(exported):
     _, folder, _ = exported
-    more_heads = ModelConfig(**{**TINY_MODEL.to_dict(), "node_heads": 2 * TINY_MODEL.heads})
-    _assert_states_equal(load_state(folder, more_heads), load_state(folder, TINY_MODEL), "re-headed state")
-    network, regrouped = build_network(folder)[0], CondFiP(more_heads)
-    regrouped.load_state_dict(load_state(folder, more_heads))
-    assert regrouped.encoder.node_blocks[0].heads == 2 * network.encoder.node_blocks[0].heads
-    assert regrouped.encoder.sample_blocks[0].heads == network.encoder.sample_blocks[0].heads
     with pytest.raises(InputError, match="can only add blocks"):
         load_state(folder, ModelConfig(**{**TINY_MODEL.to_dict(), "width": 2 * TINY_MODEL.width}))
 

@@ -12,21 +12,19 @@ from safetensors.torch import save_file
 from condfip.model import CondFiP, ModelConfig
 
 
-def make_weights(folder: Path, seed: int = 0, linear: bool = False, pairs: bool = False,
-                 context: bool = False) -> Path:
-    """A tiny random network with non-zero decoder gates (so mechanisms depend on their parents); ``linear``:
-    with the least-squares features switched on and their gates non-zero too; ``pairs``: with the pair
-    statistics and the regression-free parent weights (``pair_values``, ``decoder_pair_weights``), non-zero;
-    ``context``: with those and the decoder's attention across the context rows (``decoder_context``)."""
+def make_weights(folder: Path, seed: int = 0, pairs: bool = False, context: bool = False) -> Path:
+    """A tiny random network with non-zero decoder gates (so mechanisms depend on their parents); ``pairs``: with
+    the pair statistics and the regression-free parent weights (``pair_values``, ``decoder_pair_weights``),
+    non-zero; ``context``: with those and the decoder's attention across the context rows (``decoder_context``)."""
     torch.manual_seed(seed)
     cfg = ModelConfig(width=16, heads=2, encoder_layers=1, code_layers=1, decoder_layers=1, mlp_ratio=2,
-                      linear_feature=linear, decoder_linear=linear, pair_features=4 if pairs or context else 0,
+                      pair_features=4 if pairs or context else 0,
                       pair_values=pairs or context, decoder_pair_weights=pairs or context,
                       decoder_context=context)
     network = CondFiP(cfg)
     with torch.no_grad():
         for name, param in network.named_parameters():
-            if "modulation" in name or "linear" in name or "pair" in name:
+            if "modulation" in name or "pair" in name:
                 param.normal_(0.0, 0.5)
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / "condfip.safetensors"))

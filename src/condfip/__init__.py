@@ -8,11 +8,9 @@
 
 from condfip.discover import discover
 from condfip.errors import CondfipWarning, ExtrapolationWarning, InputError, InputWarning
-from condfip.inference import InferredSCM, ZeroShotModel, load_pretrained
-from condfip.saved import load_scm
+from condfip.inference import InferredSCM, ZeroShotModel, load_pretrained, load_scm
 from condfip.scm import SCM
-
-__version__ = "0.1.0"
+from condfip.version import __version__
 
 __all__ = ["SCM", "CondfipWarning", "ExtrapolationWarning", "InferredSCM", "InputError", "InputWarning",
            "ZeroShotModel", "__version__", "discover", "load_pretrained", "load_scm"]

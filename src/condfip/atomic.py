@@ -1,7 +1,8 @@
 """Atomic file writes: write a temporary file beside the target, then rename it over the target.
 
 Every file condfip writes for a user (CLI outputs, saved SCMs, simulated datasets, training checkpoints,
-exported weights) goes through ``atomic_write`` or ``atomic_write_text``: a reader never sees a half-written
+exported weights, the demo's and the benchmark's tables and plots) goes through ``atomic_write`` (or
+``atomic_write_text``, ``atomic_savefig``, built on it): a reader never sees a half-written
 file, a failed write leaves the previous file in place, and the new file gets the permissions a plain
 ``open(path, "w")`` would give it (0o666 minus the umask).
 
@@ -115,3 +116,9 @@ def atomic_write_text(path: str | Path, text: str, what: str = "") -> Path:
             handle.write(text)
 
     return atomic_write(path, write, what)
+
+
+def atomic_savefig(figure, path: str | Path, **options) -> Path:
+    """``atomic_write`` for a matplotlib figure; the format comes from ``path``'s suffix (default PNG)."""
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png",
+                                                         **options))

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 import condfip
+from condfip.cli_options import (
+    DataOrDemo,
+    FloatOverride,
+    GraphOrDemo,
+    IntOverride,
+    Seed,
+    Weights,
+    out_folder,
+)
 from condfip.commands import COMMANDS, OneLineErrors, one_line
 
 # OneLineErrors prints any command's InputError as one line "error: <message>" and exits 1
@@ -23,28 +32,31 @@ def _version(value: bool):
 
 
 @app.callback()
-def main(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")):
+def main(version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
+                                                      help="Print the version and exit.")] = None):
     """condfip command line."""
 
 
 @app.command()
 def train(
-    out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, losses.jsonl (resumes if present)."),
-    config: Optional[Path] = typer.Option(None, help="JSON file of TrainConfig fields (model fields under 'model')."),
-    init_from: Optional[str] = typer.Option(None, help="Warm start: a checkpoint.pt, a weights folder or 'pretrained'; "
-                                          "weights of a network with fewer blocks are grown into the config's."),
-    encoder_steps: Optional[int] = typer.Option(None),
-    decoder_steps: Optional[int] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None),
-    chunks: Optional[int] = typer.Option(None, help="Independently simulated chunks per step (multiple of ranks)."),
-    lr: Optional[float] = typer.Option(None),
-    eval_every: Optional[int] = typer.Option(None),
-    checkpoint_every: Optional[int] = typer.Option(None),
-    seed: Optional[int] = typer.Option(None),
-    threads: Optional[int] = typer.Option(None),
-    max_minutes: Optional[float] = typer.Option(None, help="Stop (after a checkpoint) after this many minutes."),
-    quiet: bool = typer.Option(False, help="No progress lines."),
+    out: out_folder("the run: checkpoint.pt, losses.jsonl (resumes if present)"),
+    config: Annotated[Path | None, typer.Option(
+        help="JSON file of TrainConfig fields (model fields under 'model').")] = None,
+    init_from: Annotated[str | None, typer.Option(
+        help="Warm start: a checkpoint.pt, a weights folder or 'pretrained'; weights of a network with fewer "
+        "blocks are grown into the config's.")] = None,
+    encoder_steps: IntOverride = None,
+    decoder_steps: IntOverride = None,
+    batch_size: IntOverride = None,
+    chunks: Annotated[int | None, typer.Option(
+        help="Independently simulated chunks per step (multiple of ranks).")] = None,
+    lr: FloatOverride = None,
+    eval_every: IntOverride = None,
+    checkpoint_every: IntOverride = None,
+    seed: IntOverride = None,
+    threads: IntOverride = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop (after a checkpoint) after this many minutes.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
 ):
     """Train Cond-FiP on simulated SCMs (single process, or under torchrun for data parallel)."""
     from condfip.train import TrainConfig, Trainer, init_distributed, with_overrides
@@ -60,9 +72,10 @@ def train(
 
 @app.command("export-weights")
 def export_weights_cmd(
-    checkpoint: Path = typer.Argument(..., help="A training checkpoint.pt"),
-    out: Path = typer.Option(..., "--out", help="Folder for condfip.safetensors + condfip.json"),
-    card: Optional[Path] = typer.Option(None, help="JSON with extra model-card fields (datasets seen, CPU-hours...)"),
+    checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint.pt")],
+    out: out_folder("condfip.safetensors + condfip.json"),
+    card: Annotated[Path | None, typer.Option(
+        help="JSON with extra model-card fields (datasets seen, CPU-hours...)")] = None,
 ):
     """Export a checkpoint's EMA weights as shippable safetensors + model card."""
     from condfip.pretrained import export_weights
@@ -74,7 +87,7 @@ def export_weights_cmd(
 
 @app.command("simulate")
 def simulate_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Folder for data.csv, noise.csv, graph.csv, meta.json.")],
+    out: out_folder("data.csv, noise.csv, graph.csv, meta.json"),
     preset: Annotated[str, typer.Option(help="Prior preset (condfip.simulate.PRESETS).")] = "paper-in",
     mechanism: Annotated[str | None, typer.Option(
         help="linear|rff|mlp|additive (default: drawn from the preset).")] = None,
@@ -88,7 +101,7 @@ def simulate_cmd(
         help="Expected edges per node (default: drawn from the preset's range).")] = None,
     nodes: Annotated[int | None, typer.Option(help="Nodes (default: drawn from the preset's range).")] = None,
     samples: Annotated[int, typer.Option(help="Rows.")] = 800,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 0,
+    seed: Seed = 0,
 ):
     """Simulate one dataset from a synthetic SCM prior and write it with its ground truth."""
     import dataclasses
@@ -136,7 +149,7 @@ def simulate_cmd(
     graph = str(choice_rng.choice(prior.graphs))
     noise = str(choice_rng.choice(prior.noises))
     d = int(choice_rng.integers(prior.nodes[0], prior.nodes[1] + 1))
-    from condfip.report import check_simulation_memory
+    from condfip.memory import check_simulation_memory
 
     check_simulation_memory(d, samples)  # before anything is allocated (InputError: one line, exit 1)
     try:
@@ -164,10 +177,10 @@ def simulate_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, results.md, plots.")],
+    out: out_folder("results.json, results.md, plots"),
     quick: Annotated[bool, typer.Option("--quick", help="d in {10, 20}, n = 400, 3 SCMs per cell.")] = False,
     methods: Annotated[str | None, typer.Option(
-        help="Comma-separated subset of condfip, condfip-decoder, condfip+ols, dowhy, ols-parents, oracle, zero-noise, condfip-encoder, condfip-lsq.")
+        help="Comma-separated subset of condfip, condfip-decoder, condfip+ols, dowhy, ols-parents, oracle, zero-noise, condfip-encoder.")
     ] = None,
     cells: Annotated[str | None, typer.Option(
         help="Comma-separated glob patterns over cell names, e.g. 'paper-in/linear/d10/*,sachs,scale/*'.")
@@ -180,8 +193,7 @@ def bench_cmd(
         help="Folder with sachs.csv + sachs-graph.csv (default: the package data).")] = None,
     sachs_splits: Annotated[int | None, typer.Option(
         help="Random 400/400 splits (default: quick 3, full 10).")] = None,
-    weights: Annotated[Path | None, typer.Option(
-        help="Weights folder or file (default: the shipped weights).")] = None,
+    weights: Weights = None,
     retry_failed: Annotated[bool, typer.Option(
         help="Recompute records of an earlier run that failed or timed out.")] = False,
     graph: Annotated[str, typer.Option(
@@ -228,14 +240,11 @@ def bench_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    data: Annotated[str | None, typer.Argument(
-        help="Data table (CSV or Parquet); default: the Sachs demo data.")] = None,
-    graph: Annotated[str | None, typer.Option("--graph", "-g", help="The DAG of DATA (edge list, adjacency CSV, "
-                                              "GML, GraphML).")] = None,
+    data: DataOrDemo = None,
+    graph: GraphOrDemo = None,
     host: Annotated[str, typer.Option(help="Address to listen on; only 127.0.0.1 unless you ask.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0: a free one (printed).")] = 0,
-    weights: Annotated[Path | None, typer.Option(
-        help="Another weights folder; default: the shipped weights.")] = None,
+    weights: Weights = None,
 ):
     """A local what-if page: click nodes of the DAG, set interventions with sliders, watch distributions, effects
     and counterfactuals (needs the web extra: pip install 'condfip[web]').

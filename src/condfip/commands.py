@@ -19,6 +19,18 @@ import typer
 from typer.core import TyperGroup
 
 from condfip.atomic import atomic_write
+from condfip.cli_options import (
+    Data,
+    Do,
+    Graph,
+    Isolated,
+    LeastSquares,
+    Seed,
+    Shift,
+    TableOut,
+    Weights,
+    out_folder,
+)
 from condfip.errors import InputError
 
 EXIT_INPUT_ERROR = 1
@@ -141,20 +153,19 @@ def _discovered(frame: pd.DataFrame):
     return graph
 
 
-def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, refined: bool = False,
+def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, least_squares: bool = False,
            isolated: list[str] | None = None):
     """Read GRAPH (``auto``: discover it; plus the ``isolated`` nodes), check the memory estimate, infer the SCM
-    of ``frame`` (with
-    ``refined``: the hybrid)."""
+    of ``frame`` (with ``least_squares``: plus the least-squares step, condfip+ols)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
-    from condfip.report import check_memory
+    from condfip.memory import check_memory
 
     source = _discovered(frame) if graph == GRAPH_AUTO else graph
     frame, dag = validate(frame, read_graph(source, nodes=list(frame.columns), isolated=isolated))
     model = load_pretrained(weights)
     check_memory(len(frame), frame.shape[1], model.network.config)
-    return model.infer_refined(frame, dag) if refined else model.infer(frame, dag)
+    return model.infer(frame, dag, least_squares=least_squares)
 
 
 TABLE_WRITERS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}  # the -o suffixes, by writer
@@ -215,30 +226,6 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
     return not isinstance(frame.index, pd.RangeIndex)
 
 
-# --------------------------------------------------------------------------------------------------
-# options shared by the commands
-
-Data = Annotated[str, typer.Argument(help="Data table: CSV (header = node names) or Parquet (.parquet/.pq).")]
-Graph = Annotated[str, typer.Option("--graph", "-g", help="The causal DAG: CSV edge list (cause,effect, "
-                                    "optionally a confidence column), CSV adjacency table, .gml or .graphml; "
-                                    "node names = the data's columns. 'auto': discover it from DATA "
-                                    "(condfip discover's default method).")]
-Isolated = Annotated[list[str] | None, typer.Option("--isolated", help="A data column with no causes and no "
-                                                  "effects (repeatable); every other column must be a node of "
-                                                  "GRAPH.")]
-Weights = Annotated[Path | None, typer.Option("--weights", help="Another weights folder (condfip.safetensors + "
-                                              "condfip.json); default: the shipped weights.")]
-Out = Annotated[Path | None, typer.Option("--out", "-o", help="Write the table here (CSV, or Parquet for "
-                                          ".parquet), atomically; default: CSV on stdout.")]
-Do = Annotated[list[str] | None, typer.Option("--do", help="Hard intervention NODE=VALUE in the data's units "
-                                              "(repeatable; the node name is split at the last '=').")]
-Shift = Annotated[list[str] | None, typer.Option("--shift", help="Shift intervention NODE=DELTA: x_node -> "
-                                                 "x_node + DELTA (repeatable).")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
-Refined = Annotated[bool, typer.Option("--refined", help="The hybrid condfip+ols: add least-squares corrections "
-                                       "on the parents, fitted on DATA (not zero-shot; README).")]
-
-
 def sample(
     data: Data,
     graph: Graph,
@@ -247,9 +234,9 @@ def sample(
     n: Annotated[int | None, typer.Option("-n", "--n", help="Rows to draw; default: the number of rows of "
                                           "DATA.")] = None,
     seed: Seed = 0,
-    out: Out = None,
+    out: TableOut = None,
     weights: Weights = None,
-    refined: Refined = False,
+    least_squares: LeastSquares = False,
     isolated: Isolated = None,
 ):
     """Draw observational or interventional samples of the SCM inferred from DATA and GRAPH.
@@ -262,15 +249,15 @@ def sample(
     if n is not None and n < 1:
         raise InputError(f"-n must be a positive number of rows, got {n}; fix: pass e.g. -n 1000")
     if n is not None:
-        from condfip.report import check_rows_memory
+        from condfip.memory import check_rows_memory
 
         check_rows_memory(n, frame.shape[1], "-n")  # before the network is even loaded
-    scm = _infer(frame, graph, weights, refined, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated)
     write_table((scm.do(interventions) if interventions else scm).sample(n, seed=seed), out)
     print_trust_warnings(scm, frame)
 
 
-def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, refined: Refined = False,
+def noise(data: Data, graph: Graph, out: TableOut = None, weights: Weights = None, least_squares: LeastSquares = False,
           isolated: Isolated = None):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
@@ -278,13 +265,13 @@ def noise(data: Data, graph: Graph, out: Out = None, weights: Weights = None, re
     """
     check_output(out)
     frame = _read(data)
-    scm = _infer(frame, graph, weights, refined, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated)
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 
 
-def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: Out = None,
-                   weights: Weights = None, refined: Refined = False, isolated: Isolated = None):
+def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: TableOut = None,
+                   weights: Weights = None, least_squares: LeastSquares = False, isolated: Isolated = None):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
     Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
@@ -292,7 +279,7 @@ def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None,
     check_output(out)
     frame = _read(data)
     interventions = interventions_from(do, shift, list(frame.columns), required=True)
-    scm = _infer(frame, graph, weights, refined, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated)
     write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 
@@ -311,7 +298,7 @@ def effect(
                                            "time, in batches.")] = 50,
     level: Annotated[float, typer.Option("--level", help="Nominal coverage of the interval.")] = 0.95,
     seed: Seed = 0,
-    out: Out = None,
+    out: TableOut = None,
     weights: Weights = None,
     isolated: Isolated = None,
 ):
@@ -360,7 +347,7 @@ def _progress(label: str):
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the plots and tables.")] = Path("demo-out"),
+    out: out_folder("the plots and tables") = Path("demo-out"),
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the effect "
                                            "intervals (>= 20; 0: none).")] = 20,
     samples: Annotated[int, typer.Option("--samples", help="Generated cells per distribution.")] = 1000,

@@ -21,6 +21,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from condfip.atomic import atomic_savefig, atomic_write_text
 from condfip.errors import InputError
 
 DATA_FILE = "sachs.csv"
@@ -100,7 +101,7 @@ def plot_marginals(observed: pd.DataFrame, generated: pd.DataFrame, path: Path) 
             ax.legend(fontsize=7)
     fig.suptitle("Observed (held-out) vs generated marginals, zero-shot SCM", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     return path
 
 
@@ -115,7 +116,7 @@ def plot_intervention(low: pd.DataFrame, high: pd.DataFrame, nodes: list[str], l
             ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     return path
 
 
@@ -134,7 +135,7 @@ def plot_one_shift(low: np.ndarray, high: np.ndarray, labels: tuple[str, str], n
     _plot_shift(ax, low, high, labels, node)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     return path
 
 
@@ -149,7 +150,7 @@ def plot_effects(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_xlabel("shift of the mean log intensity (bootstrap interval)", fontsize=9)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     return path
 
 
@@ -170,7 +171,7 @@ def plot_graph(graph: nx.DiGraph, path: Path, highlight: str, downstream: set[st
                  fontsize=10)
     ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     return path
 
 
@@ -187,7 +188,7 @@ def run_demo(out: str | Path = "demo-out", *, weights: str | Path | None = None,
     re-inferences on resampled context cells with ``bootstrap_samples`` rows each."""
     from condfip.effects import MIN_REPLICATES, bootstrap_replicates
     from condfip.inference import load_pretrained
-    from condfip.report import check_memory
+    from condfip.memory import check_memory
 
     if 0 < bootstrap < MIN_REPLICATES:
         raise InputError(f"bootstrap={bootstrap} replicates are too few for an interval; fix: pass bootstrap >= "
@@ -270,9 +271,9 @@ def run_demo(out: str | Path = "demo-out", *, weights: str | Path | None = None,
                                (f"samples-do-{sanitise(TARGET)}-low", low, False),
                                (f"samples-do-{sanitise(TARGET)}-high", high, False)):
         path = out / f"{name}.csv"
-        frame.to_csv(path, index=index)
+        atomic_write_text(path, frame.to_csv(index=index))
         files[name] = path
-    (out / "README.txt").write_text(_readme(low_value, high_value, bootstrap))
+    atomic_write_text(out / "README.txt", _readme(low_value, high_value, bootstrap))
     files["readme"] = out / "README.txt"
     echo(f"\nwrote {len(files)} files to {out}/ in {time.perf_counter() - start:.1f} s "
          f"(see {out / 'README.txt'})")

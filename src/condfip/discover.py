@@ -4,7 +4,7 @@ confidence and the user's background knowledge honoured.
 ``discover(data)`` runs one search on all rows (that graph is the answer) and the same search on
 ``resamples`` bootstrap resamples of the rows; an edge's ``confidence`` is the share of resamples whose DAG
 holds the edge in the same direction. The methods (``METHODS``) are third-party implementations, chosen by
-measurement (docs/discovery.md; ``scripts/discovery_comparison.py`` reproduces it):
+measurement (docs/discovery.md; ``tools/discovery_comparison.py`` reproduces it):
 
 - ``pc``: PC with Fisher-z tests, alpha 0.05 (causal-learn). Background knowledge is native (causal-learn's
   ``BackgroundKnowledge``: required and forbidden edges, tiers).

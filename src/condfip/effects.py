@@ -10,7 +10,7 @@ inferred SCM) is a bootstrap over the context rows: each replicate resamples the
 replacement, re-infers the SCM from them and re-estimates the effect. It measures how much the answer moves
 when the context rows are resampled (plus Monte Carlo error), *only that*: it is not a statement about the true
 effect. The network's own error (a mechanism it misjudges the same way on every resample) is not in it, so the
-interval can be narrow and miss the truth; ``scripts/effect_coverage.py`` measures how often the 95% interval
+interval can be narrow and miss the truth; ``tools/effect_coverage.py`` measures how often the 95% interval
 contains the true effect on simulated SCMs (README). The interval is ``estimate +- z * SD(replicates)``
 (normal bootstrap), so it always contains its estimate; fewer than ``MIN_REPLICATES`` replicates are refused
 (``bootstrap=0``: the estimate alone). ``method="noise"`` (any SCM) only redraws the noise: Monte Carlo error
@@ -121,7 +121,7 @@ class _Replicates:
     """``B`` re-inferred SCMs at once: resampled contexts (B, n, d), their standardisation and dataset codes."""
 
     def __init__(self, scm, rows: np.ndarray, progress=None):
-        from condfip.report import estimate_infer_memory
+        from condfip.memory import estimate_infer_memory
 
         x = scm.context.to_numpy()[rows]  # (B, n, d)
         self.scm, self.network = scm, scm.network
@@ -147,7 +147,7 @@ class _Replicates:
 
     def mechanism(self, x: np.ndarray, nodes: np.ndarray | None) -> np.ndarray:
         """f_b(x_b) for every replicate b, in the user's units: (B, m, d) -> (B, m, len(nodes) or d)."""
-        from condfip.inference import ROW_CHUNK
+        from condfip.memory import ROW_CHUNK
 
         cols = slice(None) if nodes is None else nodes
         index = None if nodes is None else torch.as_tensor(nodes)

@@ -1,9 +1,10 @@
 """Zero-shot inference: a dataset and its DAG in, an SCM out, in one forward pass of the network.
 
 ``ZeroShotModel.infer`` standardises the context with its own statistics, runs the encoder and the decoder's
-code blocks once (no optimiser, no regression; the hybrid ``condfip-lsq`` weights, ``load_pretrained(lsq=True)``,
-do fit each node on its parents inside that pass) and returns an ``InferredSCM`` whose mechanisms are the
-decoder's ``T`` in the user's units: ``f(x) = mean + std * T((x - mean) / std)``.
+code blocks once (no optimiser, no regression) and returns an ``InferredSCM`` whose mechanisms are the
+decoder's ``T`` in the user's units: ``f(x) = mean + std * T((x - mean) / std)``. With ``least_squares=True``
+it adds a closed-form least-squares correction on the parents (``condfip.refined``; benchmarked as
+``condfip+ols``).
 """
 
 from __future__ import annotations
@@ -17,23 +18,15 @@ import torch
 
 from condfip.errors import InputError
 from condfip.inputs import read_data, read_graph, validate
+from condfip.memory import ROW_CHUNK, check_memory
 from condfip.model import CondFiP
-from condfip.pretrained import LSQ_WEIGHTS_DIR, build_network
-from condfip.report import check_memory
-from condfip.scm import SCM
+from condfip.pretrained import _weights_paths, build_network
+from condfip.refined import LeastSquaresRefinedSCM
+from condfip.saved import read_scm
+from condfip.scm import SCM, draw_from_pool
 
 ABDUCTIONS = ("decoder", "encoder")
 NOISE_MODELS = ("empirical", "gaussian")
-ROW_CHUNK = 4096  # query rows per decoder call
-
-
-def draw_from_pool(noise: np.ndarray, n: int, rng: np.random.Generator, noise_model: str) -> np.ndarray:
-    """``n`` fresh noise rows from a pool of abducted noise rows: per node, its marginal resampled by the
-    inverse CDF (``"empirical"``) or a Gaussian with its mean and standard deviation (``"gaussian"``)."""
-    if noise_model == "gaussian":
-        return noise.mean(axis=0) + noise.std(axis=0, ddof=1) * rng.standard_normal((n, noise.shape[1]))
-    u = rng.random((n, noise.shape[1]))
-    return np.stack([np.quantile(noise[:, j], u[:, j]) for j in range(noise.shape[1])], axis=1)
 
 
 class InferredSCM(SCM):
@@ -190,12 +183,18 @@ class ZeroShotModel:
     def max_context(self) -> int:
         return self.network.config.max_context
 
-    def infer(self, data, graph=None, *, abduction: str | None = None, noise_model: str = "empirical",
-              context_seed: int = 0, isolated: list[str] | None = None) -> InferredSCM:
+    def infer(self, data, graph=None, *, least_squares: bool = False, abduction: str | None = None,
+              noise_model: str = "empirical", context_seed: int = 0, isolated: list[str] | None = None) -> SCM:
         """Infer the SCM of ``data`` (DataFrame, CSV/Parquet path or named array) on ``graph`` (networkx
         DiGraph with node names = columns, adjacency, edge-list CSV, GML/GraphML; ``isolated``: columns with
         no edges, which the graph must otherwise name). Contexts larger than ``max_context`` rows are
-        subsampled (seeded by ``context_seed``).
+        subsampled (seeded by ``context_seed``). Returns an ``InferredSCM``.
+
+        ``least_squares=True``: after the network's pass, each node's residual on the context is regressed on
+        its parents by least squares and the fit is added to its mechanism (``condfip.refined``, the bench's
+        ``condfip+ols``). It wins on linear mechanisms (README, Results); the answer then contains a
+        closed-form least-squares step, so it is not the regression-free zero-shot model. Returns a
+        ``LeastSquaresRefinedSCM``, which answers the SCM interface.
 
         ``graph=None``: the graph is discovered from all rows by ``condfip.discover`` with its default method
         (edges carry a bootstrap ``confidence``; ``scm.report()`` flags the low ones). ``scm.graph_source``
@@ -217,27 +216,22 @@ class ZeroShotModel:
         scm = InferredSCM(self.network, self.card, context, dag, abduction=abduction, noise_model=noise_model,
                           default_n=len(frame))
         scm.graph_source = source
-        return scm
-
-    def infer_refined(self, data, graph=None, **kwargs):
-        """``infer``, then least-squares corrections on the parents fitted on the context: the hybrid
-        ``condfip+ols`` (``condfip.refined.LeastSquaresRefinedSCM``). Same arguments as ``infer``."""
-        from condfip.refined import LeastSquaresRefinedSCM
-
-        base = self.infer(data, graph, **kwargs)
-        refined = LeastSquaresRefinedSCM(base)
-        refined.graph_source = base.graph_source
-        return refined
+        return LeastSquaresRefinedSCM(scm) if least_squares else scm
 
 
-def load_pretrained(path: str | Path | None = None, *, lsq: bool = False) -> ZeroShotModel:
-    """The shipped weights (no network access), or exported weights at ``path`` (folder or .safetensors).
+def load_pretrained(path: str | Path | None = None) -> ZeroShotModel:
+    """The shipped weights (no network access), or exported weights at ``path`` (folder or .safetensors)."""
+    return ZeroShotModel(*build_network(path))
 
-    ``lsq=True``: the shipped hybrid ``condfip-lsq`` instead, a network that is also handed each node's
-    least-squares fit on its parents over the context and gates it (``condfip.model.linear_parent_fit``). Its
-    ``infer`` is still one pass with no optimiser, but that pass contains a regression, so it is not the
-    regression-free zero-shot model and is reported apart (README, docs/results/full-lsq)."""
-    if lsq and path is not None:
-        raise InputError("load_pretrained got both a weights path and lsq=True; fix: pass one of them")
-    network, card = build_network(LSQ_WEIGHTS_DIR if lsq else path)
-    return ZeroShotModel(network, card)
+
+def load_scm(path: str | Path, weights: str | Path | None = None) -> InferredSCM:
+    """An SCM saved by ``scm.save(path)``, on the shipped weights or the weights folder/file ``weights``. The
+    weights must be the ones it was inferred with (same sha256). It answers exactly as the saved SCM: the stored
+    code and standardisation are used, not recomputed (``condfip.saved`` reads and checks the file)."""
+    network, card = build_network(weights)
+    saved = read_scm(path, card, _weights_paths(weights)[0])
+    check_memory(len(saved.context), saved.context.shape[1], card["model"])
+    scm = InferredSCM(network, card, saved.context, saved.graph, abduction=saved.abduction,
+                      noise_model=saved.noise_model, default_n=saved.default_n)
+    scm.mean, scm.std, scm.code, scm.graph_source = saved.mean, saved.std, saved.code, saved.graph_source
+    return scm.do(saved.interventions) if saved.interventions else scm

@@ -9,10 +9,7 @@ and attention across nodes (per sample, parents only). A head predicts f(x) per 
 (``PairBias``), which a score computed row by row cannot see; with ``pair_values`` the same statistics also
 give every (node, parent) pair a signed weight g_ij per head, and the block adds sum_j g_ij v_j over the parents
 (a learned, unnormalised second attention path: a softmax mean of the parents cannot carry signed, pair-specific
-coefficients such as a linear mechanism's). Optionally (``linear_feature``) each token also
-gets the least-squares fit of its node on its parents over the samples (``linear_parent_fit``), embedded into
-the token and added to the head's f(x) through a per-token gate: attention averages parents, it does not solve
-the linear system a regression on several correlated parents needs.
+coefficients such as a linear mechanism's).
 
 Decoder: the encoder's context embeddings go through ``code_layers`` more block pairs and are max-pooled
 over samples into a per-node dataset code mu (B, d, h). From mu: a value codebook C, a query/position vector
@@ -20,10 +17,6 @@ P and a condition c. A query row z is embedded as ``z_i C_i + P_i``; a stream th
 blocks of DAG-masked attention whose keys/values are that embedding in every layer (never the updated
 stream: that would let a node see its grandparents) and an MLP, each modulated by adaptive LayerNorm from c
 (shift, scale, zero-initialised gate). ``Linear(h, 1)`` reads T(z)_i, which depends on z_parents(i) only.
-Optionally (``decoder_linear``) T(z)_i adds g_i times node i's least-squares fit on its parents over the
-context (the coefficients travel in the ``DatasetCode``), with the gate g_i read from mu_i and zero at first.
-Both least-squares options put a regression inside the forward pass: the default shipped weights have them off;
-the hybrid ``condfip-lsq`` weights (``load_pretrained(lsq=True)``) have them on.
 Optionally (``decoder_pair_weights``, regression-free) T(z)_i adds sum_j w_ij z_j over the parents, with w_ij a
 learned function (``PairWeights``, output layer zero at first) of the pair statistics of the context's code
 tokens: a softmax mean over the embedded parents cannot return a linear mechanism's signed coefficients.
@@ -55,16 +48,17 @@ from torch import nn
 
 from .errors import InputError
 
+# options of earlier versions (issue 24), with the value that meant "off": ModelConfig.from_dict accepts them
+# only at that value
+RETIRED = {"node_heads": None, "linear_feature": False, "decoder_linear": False}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     width: int = 64
     heads: int = 2  # 2 heads: half the softmax work of 4 over samples on CPU, same width
-    node_heads: int | None = None  # heads of the encoder's and code blocks' attention across nodes; None: heads
     pair_features: int = 0  # c > 0: node attention scores get a bias from c*c sample statistics per node pair
     pair_values: bool = False  # node attention also adds sum over parents of g_ij v_j, g_ij from those statistics
-    linear_feature: bool = False  # encoder tokens get each node's least-squares fit on its parents (see above)
-    decoder_linear: bool = False  # T(z) adds a gated least-squares fit on the parents, fitted on the context
     decoder_pair_weights: bool = False  # T(z) adds sum over parents of w_ij z_j, w_ij from the pair statistics
     decoder_context: bool = False  # decoder blocks also attend across the context rows of each node (see above)
     encoder_layers: int = 3  # pairs of (sample attention, node attention) blocks
@@ -80,6 +74,19 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """The config of a model card or checkpoint. Options retired in issue 24 (``RETIRED``: no shipped network
+        used them; docs/training-log.md keeps what they measured) are dropped when they hold their off value; a
+        config that switches one on is refused."""
+        values = dict(values)
+        for option, off in RETIRED.items():
+            if option in values and values.pop(option) != off:
+                raise InputError(f"model option {option!r} is switched on, but it was retired (issue 24; "
+                                 f"docs/training-log.md keeps what it measured); fix: use weights or a config "
+                                 f"without it")
+        return cls(**values)
 
 
 def dag_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor,
@@ -112,47 +119,12 @@ def parents_mask(adj: torch.Tensor) -> torch.Tensor:
     return adj.transpose(-1, -2)
 
 
-def linear_parent_coefficients(x: torch.Tensor, adj: torch.Tensor, rows: torch.Tensor | None = None,
-                               ridge: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ridge least squares of every node on its parents (with an intercept) over the rows ``rows`` (bool (n,);
-    None: all rows) of x (B, n, d), adj (B, d, d): coefficients ``beta`` (B, d, d), ``beta[b, i, j]`` the weight
-    of parent j in node i's fit (0 for non-parents), and the rows' means (B, 1, d). Computed in float32 without
-    gradient: it is an input feature, not a trained part."""
-    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-        fit = (x if rows is None else x[:, rows]).float()
-        mean = fit.mean(dim=1, keepdim=True)
-        gram = (fit - mean).transpose(1, 2) @ (fit - mean) / fit.shape[1]  # (B, d, d)
-        parents = parents_mask(adj).float().expand(x.shape[0], -1, -1)  # parents[b, i, j]: j -> i
-        d = x.shape[2]
-        beta = torch.empty_like(parents)
-        chunk = max(1, 2 ** 22 // (x.shape[0] * d * d))  # nodes per solve: bounds the (B, nodes, d, d) systems
-        for start in range(0, d, chunk):
-            p = parents[:, start:start + chunk]  # (B, c, d)
-            # node i: (P G P + (I - P) + ridge I) beta_i = P g_i with P = diag(parents of i): non-parents get 0
-            system = (gram.unsqueeze(1) * p.unsqueeze(-1) * p.unsqueeze(-2) + torch.diag_embed(1 - p)
-                      + ridge * torch.eye(d, device=x.device))
-            rhs = p * gram.transpose(1, 2)[:, start:start + chunk]
-            beta[:, start:start + chunk] = torch.linalg.solve(system, rhs.unsqueeze(-1)).squeeze(-1)
-        return beta, mean
-
-
-def linear_parent_fit(x: torch.Tensor, adj: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-    """Each node's least-squares fit on its parents (``linear_parent_coefficients`` over ``rows``) evaluated at
-    every row of x: (B, n, d). Roots get their mean."""
-    beta, mean = linear_parent_coefficients(x, adj, rows)
-    return (x.float() - mean) @ beta.transpose(1, 2) + mean
-
-
 class DatasetCode(NamedTuple):
-    """What the decoder knows of a dataset: the per-node code ``mu`` (B, d, h); with ``decoder_linear``, the
-    least-squares fit of every node on its parents over the context (``linear_parent_coefficients``); with
-    ``decoder_pair_weights``, the learned parent weights ``pair_coef`` (B, d, d), [b, i, j] for parent j of i;
+    """What the decoder knows of a dataset: the per-node code ``mu`` (B, d, h); with ``decoder_pair_weights``, the learned parent weights ``pair_coef`` (B, d, d), [b, i, j] for parent j of i;
     with ``decoder_context``, the code blocks' context tokens ``context_tokens`` (B, d, n, h) and the
     standardised context rows ``context_rows`` (B, n, d), from which ``FixedPointDecoder.context_memory`` makes
     the per-block keys and values."""
     mu: torch.Tensor
-    linear_coef: torch.Tensor | None = None
-    linear_mean: torch.Tensor | None = None
     pair_coef: torch.Tensor | None = None
     context_tokens: torch.Tensor | None = None
     context_rows: torch.Tensor | None = None
@@ -204,12 +176,10 @@ class SampleAttention(AttentionBlock):
 
 class NodeAttention(AttentionBlock):
     """DAG-masked attention across nodes for each sample (x laid out (B, d, n, h)), then an MLP. Each head
-    returns one weighted mean of the parents' values: ``node_heads`` bounds how many parents a token can keep
-    apart in one block."""
+    returns one weighted mean of the parents' values."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        self.heads = cfg.node_heads or cfg.heads
         self.pair = PairBias(cfg.width, cfg.pair_features, self.heads, cfg.pair_values) if cfg.pair_features else None
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, pair_rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -285,13 +255,6 @@ class DatasetEncoder(nn.Module):
         self.sample_blocks = nn.ModuleList(SampleAttention(cfg) for _ in range(cfg.encoder_layers))
         self.node_blocks = nn.ModuleList(NodeAttention(cfg) for _ in range(cfg.encoder_layers))
         self.head = nn.Sequential(nn.LayerNorm(cfg.width), MLP(cfg.width, cfg.mlp_ratio), nn.Linear(cfg.width, 1))
-        self.linear_feature = cfg.linear_feature
-        if cfg.linear_feature:  # both start at zero: switching the feature on changes nothing at first
-            self.embed_linear = nn.Linear(1, cfg.width, bias=False)
-            self.linear_gate = nn.Sequential(nn.LayerNorm(cfg.width), nn.Linear(cfg.width, 1))
-            nn.init.zeros_(self.embed_linear.weight)
-            nn.init.zeros_(self.linear_gate[1].weight)
-            nn.init.zeros_(self.linear_gate[1].bias)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor,
                 sample_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -300,15 +263,9 @@ class DatasetEncoder(nn.Module):
         allowed = parents_mask(adj)
         pair_rows = None if sample_mask is None else sample_mask.all(dim=0)  # rows every row sees: the context
         hidden = self.embed(x.transpose(1, 2).unsqueeze(-1))
-        if self.linear_feature:
-            linear = linear_parent_fit(x, adj, pair_rows).transpose(1, 2).unsqueeze(-1)  # (B, d, n, 1)
-            hidden = hidden + self.embed_linear(linear.to(hidden.dtype))
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
             hidden = node_block(sample_block(hidden, sample_mask), allowed, pair_rows)
-        f_hat = self.head(hidden)
-        if self.linear_feature:
-            f_hat = f_hat + self.linear_gate(hidden) * linear
-        return hidden, f_hat.squeeze(-1).transpose(1, 2)
+        return hidden, self.head(hidden).squeeze(-1).transpose(1, 2)
 
 
 class DecoderBlock(nn.Module):
@@ -398,11 +355,6 @@ class FixedPointDecoder(nn.Module):
         self.context = cfg.decoder_context
         if cfg.decoder_context:
             self.context_norm = nn.LayerNorm(h)
-        self.linear = cfg.decoder_linear
-        if cfg.decoder_linear:  # a per-node gate from the code, zero at first: switching it on changes nothing
-            self.linear_gate = nn.Linear(h, 1)
-            nn.init.zeros_(self.linear_gate.weight)
-            nn.init.zeros_(self.linear_gate.bias)
 
     def dataset_code(self, hidden: torch.Tensor, adj: torch.Tensor, context: torch.Tensor) -> DatasetCode:
         """Encoder embeddings of the context (B, d, n, h) and the context itself (B, n, d) -> DatasetCode."""
@@ -410,10 +362,9 @@ class FixedPointDecoder(nn.Module):
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
             hidden = node_block(sample_block(hidden), allowed)
         mu = self.code_norm(hidden.amax(dim=2))
-        linear = linear_parent_coefficients(context, adj) if self.linear else (None, None)
         pair_coef = None if self.pair_weights is None else self.pair_weights(hidden, allowed)
         tokens, rows = (hidden, context) if self.context else (None, None)
-        return DatasetCode(mu, *linear, pair_coef, tokens, rows)
+        return DatasetCode(mu, pair_coef, tokens, rows)
 
     def context_memory(self, code: DatasetCode, adj: torch.Tensor) -> ContextMemory | None:
         """The context side of the attention across context rows (``decoder_context``; None without it): the
@@ -449,9 +400,6 @@ class FixedPointDecoder(nn.Module):
             memory = self.context_memory(code, adj)
         codebook, position, cond = self.to_codebook(mu), self.to_position(mu), self.to_condition(mu)
         stream_position = position
-        if self.linear:  # the fit as z @ coef^T + offset, so a subset of nodes is a subset of rows and columns
-            gate, coef = self.linear_gate(mu).squeeze(-1), code.linear_coef
-            offset = code.linear_mean - code.linear_mean @ coef.transpose(1, 2)
         pair_coef = code.pair_coef
         if nodes is not None:
             attended = allowed[:, nodes].any(dim=1).any(dim=0)
@@ -459,8 +407,6 @@ class FixedPointDecoder(nn.Module):
             cols = attended.nonzero().squeeze(-1)
             allowed, cond, stream_position = allowed[:, nodes][:, :, cols], cond[:, nodes], position[:, nodes]
             z, codebook, position = z[:, :, cols], codebook[:, cols], position[:, cols]
-            if self.linear:
-                gate, coef, offset = gate[:, nodes], coef[:, nodes][:, :, cols], offset[:, :, nodes]
             if pair_coef is not None:
                 pair_coef = pair_coef[:, nodes][:, :, cols]
             if memory is not None:
@@ -473,8 +419,6 @@ class FixedPointDecoder(nn.Module):
         t = self.readout(self.final_norm(stream)).squeeze(-1)
         if pair_coef is not None:
             t = t + z.float() @ pair_coef.transpose(1, 2)
-        if self.linear:
-            t = t + gate[:, None] * (z.float() @ coef.transpose(1, 2) + offset)
         return t
 
 

@@ -15,9 +15,6 @@ from condfip.errors import InputError
 from condfip.model import CondFiP, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-# the hybrid condfip-lsq: a network whose forward pass also fits each node on its parents by least squares
-# (ModelConfig.linear_feature / decoder_linear), so not regression-free; named and benchmarked apart
-LSQ_WEIGHTS_DIR = Path(__file__).parent / "weights_lsq"
 WEIGHTS_FILE = "condfip.safetensors"
 CARD_FILE = "condfip.json"
 FORMAT_VERSION = 1
@@ -76,15 +73,13 @@ def load_state(source: str | Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     else:
         tensors, card = read_weights(source)
         source_model = card["model"]
-    source_cfg = ModelConfig(**source_model)
+    source_cfg = ModelConfig.from_dict(source_model)
     return tensors if source_cfg == cfg else grow_state(tensors, source_cfg, cfg, source)
 
 
 GROWABLE = ("encoder_layers", "code_layers", "decoder_layers")
-REGROUPABLE = ("node_heads",)  # the same projections split into other heads: shapes stay, the function changes
 # may be switched on (0 -> c, False -> True): the new part starts at zero, the function stays
-SWITCHABLE = ("pair_features", "pair_values", "linear_feature", "decoder_linear", "decoder_pair_weights",
-              "decoder_context")
+SWITCHABLE = ("pair_features", "pair_values", "decoder_pair_weights", "decoder_context")
 
 
 def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: ModelConfig,
@@ -92,16 +87,14 @@ def grow_state(tensors: dict[str, torch.Tensor], source: ModelConfig, target: Mo
     """The weights of ``source`` in a network with more blocks (``target``; every other setting equal), computing
     the same function: the existing blocks keep their weights and the appended ones start as the identity.
     Encoder and code blocks are pre-LN residual blocks, so zeroing their attention and MLP output projections
-    removes them; decoder blocks are gated by their zero-initialised adaptive-LayerNorm modulation. A change of
-    ``node_heads`` is allowed too: the weights are kept but split into other heads, so that warm start does
-    change the function and needs training to recover."""
-    free = GROWABLE + REGROUPABLE + SWITCHABLE
+    removes them; decoder blocks are gated by their zero-initialised adaptive-LayerNorm modulation."""
+    free = GROWABLE + SWITCHABLE
     same = {k: v for k, v in source.to_dict().items() if k not in free}
     if same != {k: v for k, v in target.to_dict().items() if k not in free} or any(
             getattr(target, k) < getattr(source, k) for k in GROWABLE) or any(
             getattr(source, k) not in (0, getattr(target, k)) for k in SWITCHABLE):
         raise InputError(f"{name} have model config {source.to_dict()}, training asks for {target.to_dict()}; a "
-                         f"warm start can only add blocks ({', '.join(GROWABLE)}), change {', '.join(REGROUPABLE)} or "
+                         f"warm start can only add blocks ({', '.join(GROWABLE)}) or "
                          f"switch on {', '.join(SWITCHABLE)}, keeping every other setting")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -118,8 +111,10 @@ def build_network(path: str | Path | None = None) -> tuple[CondFiP, dict]:
     """The network with loaded weights (eval mode) and its model card."""
     tensors, card = read_weights(path)
     try:
-        network = CondFiP(ModelConfig(**card["model"]))
+        network = CondFiP(ModelConfig.from_dict(card["model"]))
         network.load_state_dict(tensors)
+    except InputError as err:  # a retired option switched on
+        raise InputError(f"weights {path or WEIGHTS_DIR}: {err}") from None
     except (TypeError, KeyError, RuntimeError) as err:
         reason = " ".join(str(err).split())[:300]
         raise InputError(f"weights {path or WEIGHTS_DIR} do not fit this version's network ({reason}); "
@@ -130,7 +125,7 @@ def build_network(path: str | Path | None = None) -> tuple[CondFiP, dict]:
 def checkpoint_network(checkpoint: str | Path) -> tuple[CondFiP, dict]:
     """A training checkpoint's EMA weights in a network of its own model config (eval mode), and the checkpoint."""
     state = read_checkpoint(checkpoint)
-    network = CondFiP(ModelConfig(**state["config"]["model"]))
+    network = CondFiP(ModelConfig.from_dict(state["config"]["model"]))
     network.load_state_dict(state["ema"])
     return network.eval(), state
 

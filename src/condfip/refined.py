@@ -1,9 +1,10 @@
 """condfip + least squares: a zero-shot SCM whose mechanisms get a per-node linear correction fitted on the context.
 
-A hybrid, named and benchmarked apart from ``condfip`` (bench method ``condfip+ols``): ``infer`` stays one forward
-pass of the network with no per-dataset fitting; this adds a classical estimate on top of its answer. For each
-node i, the residual of the zero-shot mechanism on the context rows, ``x_i - f_i(x)``, is regressed by least
-squares on an intercept and x's parents of i, and that fit is added to ``f_i``:
+``model.infer(data, graph, least_squares=True)`` (bench method ``condfip+ols``): the network's pass stays one
+forward pass with no per-dataset fitting; this adds a classical, closed-form estimate on top of its answer, so
+the result is not the regression-free zero-shot model. For each node i, the residual of the zero-shot mechanism
+on the context rows, ``x_i - f_i(x)``, is regressed by least squares on an intercept and x's parents of i, and
+that fit is added to ``f_i``:
 
     f_refined_i(x) = f_i(x) + c_i + sum_j b_ji x_j        (j over the parents of i)
 
@@ -24,19 +25,20 @@ import pandas as pd
 
 from condfip.baselines import fit_on_parents, parent_lists
 from condfip.errors import InputError
-from condfip.inference import InferredSCM, draw_from_pool
-from condfip.scm import SCM
+from condfip.scm import SCM, draw_from_pool
 
 
 class LeastSquaresRefinedSCM(SCM):
-    """A zero-shot ``InferredSCM`` plus least-squares corrections on the parents (see the module docstring).
-    Answers the SCM interface (noise, mechanism, sample, do, counterfactual) in the user's units."""
+    """A zero-shot ``InferredSCM`` (``base``) plus least-squares corrections on the parents (see the module
+    docstring). Answers the SCM interface (noise, mechanism, sample, do, counterfactual) in the user's units."""
 
-    def __init__(self, base: InferredSCM):
+    def __init__(self, base: SCM):
         if base.interventions:
-            raise InputError("refine the observational SCM (model.infer_refined(data, graph)), then call .do(...)")
+            raise InputError("refine the observational SCM (model.infer(data, graph, least_squares=True)), then "
+                             "call .do(...)")
         super().__init__(base.graph, base.columns, default_n=base.default_n)
         self.base = base
+        self.graph_source = base.graph_source
         x = base.context.to_numpy(dtype=np.float64)
         parents = parent_lists(self._graph, self.columns)
         self.coef, self.intercept = fit_on_parents(x, x - base.mechanism_array(x), parents)

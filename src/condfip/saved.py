@@ -1,4 +1,5 @@
-"""Saved SCMs: ``save_scm(scm, path)`` writes one safetensors file, ``load_scm(path)`` reads it back.
+"""Saved SCMs: ``save_scm(scm, path)`` writes one safetensors file, ``read_scm`` reads and checks it, and
+``condfip.load_scm(path)`` (in ``condfip.inference``, which this module never imports) rebuilds the SCM from it.
 
 The file holds the tensors ``context`` (float64 rows x nodes), ``mean`` and ``std`` (the standardisation,
 float64) and ``code`` (the dataset code the network computed, float32) and, in the safetensors header's
@@ -15,9 +16,9 @@ code and standardisation rather than recomputing them. Weights whose sha256 diff
 are refused. Writes are atomic (a temporary file in the same folder, then a rename).
 
 Integrity: the document also holds ``checksum``, a sha256 over every tensor (name, dtype, shape, bytes) and the
-rest of the document; ``load_scm`` recomputes it, so an edited edge, confidence, column or tensor is refused, and then checks
-what a checksum cannot vouch for in a file written by hand: the keys are present, the graph is a DAG over the
-columns, the tensors are finite and their shapes fit the columns.
+rest of the document; ``read_scm`` recomputes it, so an edited edge, confidence, column or tensor is refused, and
+then checks what a checksum cannot vouch for in a file written by hand: the keys are present, the graph is a DAG
+over the columns, the tensors are finite and their shapes fit the columns.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -35,6 +37,8 @@ import torch
 from condfip.atomic import atomic_write
 from condfip.errors import InputError
 from condfip.model import DatasetCode
+from condfip.pretrained import sha256
+from condfip.version import __version__
 
 FORMAT_VERSION = 3  # 2: with the content checksum; 3: with the discovered graph's edge confidences
 READABLE_VERSIONS = (2, 3)
@@ -69,8 +73,6 @@ def _index_to_json(index: pd.Index) -> list | None:
 
 def save_scm(scm, path: str | os.PathLike) -> Path:
     """Write ``scm`` (an InferredSCM, with at most hard interventions) to ``path``, atomically."""
-    from condfip import __version__
-
     if not hasattr(scm, "network") or not hasattr(scm, "code"):
         raise InputError(f"save() needs an inferred SCM, got {type(scm).__name__}")
     shifts = [node for node, value in scm.interventions.items() if callable(value)]
@@ -218,21 +220,27 @@ def _edge_attributes(meta: dict, graph: nx.DiGraph, where: str) -> dict[tuple[st
     return out
 
 
-def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
-    """An SCM saved by ``scm.save(path)``, on the shipped weights or the weights folder/file ``weights``.
-    The weights must be the ones it was inferred with (same sha256); without ``weights``, an SCM inferred with
-    the shipped hybrid ``condfip-lsq`` loads on it."""
-    from condfip.inference import InferredSCM
-    from condfip.pretrained import CARD_FILE, LSQ_WEIGHTS_DIR, _weights_paths, build_network, sha256
-    from condfip.report import check_memory
+class SavedSCM(NamedTuple):
+    """What a saved SCM's file holds, checked against the weights it is loaded on (``read_scm``)."""
 
+    context: pd.DataFrame
+    graph: nx.DiGraph
+    mean: np.ndarray
+    std: np.ndarray
+    code: DatasetCode
+    abduction: str
+    noise_model: str
+    default_n: int
+    graph_source: str
+    interventions: dict[str, float]
+
+
+def read_scm(path: str | os.PathLike, card: dict, weights_file: str | os.PathLike) -> SavedSCM:
+    """The SCM saved at ``path`` by ``save_scm``, checked (see the module docstring) and against the weights it is
+    to be loaded on (their model ``card`` and file): they must be the ones it was inferred with (same sha256, same
+    model config, the code parts their decoder needs). ``condfip.load_scm`` rebuilds the SCM from it."""
     path = Path(path)
     meta, tensors = _read(path)
-    if weights is None:  # the default weights, unless the SCM was inferred with the shipped hybrid
-        lsq_card = json.loads((LSQ_WEIGHTS_DIR / CARD_FILE).read_text())
-        weights = LSQ_WEIGHTS_DIR if meta.get("weights_sha256") == lsq_card["sha256"] else None
-    network, card = build_network(weights)
-    weights_file = _weights_paths(weights)[0]
     actual = card.get("sha256") or sha256(weights_file)  # build_network checked the card's sha256 on the file
     recorded = meta.get("weights_sha256", "")
     if actual != recorded:
@@ -251,20 +259,15 @@ def load_scm(path: str | os.PathLike, weights: str | os.PathLike | None = None):
     graph.add_edges_from(tuple(edge) for edge in meta["edges"])
     for edge, attributes in _edge_attributes(meta, graph, f"saved SCM {str(path)!r}").items():
         graph.edges[edge].update(attributes)
-    check_memory(len(frame), len(columns), card["model"])
-    scm = InferredSCM(network, card, frame, graph, abduction=meta["abduction"], noise_model=meta["noise_model"],
-                      default_n=int(meta["default_n"]))
-    scm.mean = tensors["mean"].numpy().copy()
-    scm.std = tensors["std"].numpy().copy()
     saved = {name for name in DatasetCode._fields[1:] if name in tensors}
-    expected = ({"linear_coef", "linear_mean"} if card["model"].get("decoder_linear") else set()) | (
-        {"pair_coef"} if card["model"].get("decoder_pair_weights") else set()) | (
+    expected = ({"pair_coef"} if card["model"].get("decoder_pair_weights") else set()) | (
         {"context_tokens", "context_rows"} if card["model"].get("decoder_context") else set())
     if saved != expected:
         raise InputError(f"saved SCM {str(path)!r} does not match its weights' decoder (code parts saved: "
                          f"{sorted(saved)}, the weights need: {sorted(expected)}); fix: infer the SCM again")
-    scm.code = DatasetCode(tensors["code"].clone(), **{name: tensors[name].clone() for name in saved})
-    scm.graph_source = meta.get("graph_source", InferredSCM.graph_source)
-    if meta.get("interventions"):
-        scm = scm.do({node: float(value) for node, value in meta["interventions"].items()})
-    return scm
+    code = DatasetCode(tensors["code"].clone(), **{name: tensors[name].clone() for name in saved})
+    return SavedSCM(context=frame, graph=graph, mean=tensors["mean"].numpy().copy(),
+                    std=tensors["std"].numpy().copy(), code=code, abduction=meta["abduction"],
+                    noise_model=meta["noise_model"], default_n=int(meta["default_n"]),
+                    graph_source=meta.get("graph_source", "given"),
+                    interventions={node: float(value) for node, value in (meta.get("interventions") or {}).items()})

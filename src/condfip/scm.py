@@ -48,6 +48,15 @@ def random_generator(seed, what: str = "seed") -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
+def draw_from_pool(noise: np.ndarray, n: int, rng: np.random.Generator, noise_model: str) -> np.ndarray:
+    """``n`` fresh noise rows from a pool of abducted noise rows: per node, its marginal resampled by the
+    inverse CDF (``"empirical"``) or a Gaussian with its mean and standard deviation (``"gaussian"``)."""
+    if noise_model == "gaussian":
+        return noise.mean(axis=0) + noise.std(axis=0, ddof=1) * rng.standard_normal((n, noise.shape[1]))
+    u = rng.random((n, noise.shape[1]))
+    return np.stack([np.quantile(noise[:, j], u[:, j]) for j in range(noise.shape[1])], axis=1)
+
+
 def _beyond(values: np.ndarray, low: float, high: float, std: float) -> tuple[int, float, str]:
     """How many ``values`` lie outside [low, high], the farthest distance in SDs and on which side."""
     above, below = float(values.max()) - high, low - float(values.min())
@@ -134,7 +143,7 @@ class SCM(ABC):
     def fresh_noise(self, n: int, rng: np.random.Generator, what: str = "n") -> np.ndarray:
         """``n`` fresh noise rows, after checking that ``n`` (named ``what`` in errors) is a positive integer
         and that ``n`` generated rows fit in memory."""
-        from condfip.report import check_rows_memory
+        from condfip.memory import check_rows_memory
 
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise InputError(f"{what} must be a positive integer, got {n!r}; fix: pass e.g. {what}=1000")

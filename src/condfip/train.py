@@ -37,7 +37,7 @@ from condfip.simulate import get_prior, simulate, simulate_batch, streams
 from condfip.simulate.interventions import intervened_rows
 
 VALIDATION_SEED = 7_100_003  # the validation suite's own seed; the benchmark uses others
-DESIGN_SEED = 7_100_004  # design measurements (scripts/): neither the validation suite's nor the benchmark's
+DESIGN_SEED = 7_100_004  # design measurements (tools/, experiments/): neither the validation suite's nor the benchmark's
 VALIDATION_CELLS = [(p, m, d) for p in ("paper-in", "paper-out") for m in ("linear", "rff") for d in (10, 20)]
 
 
@@ -82,7 +82,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
-        model = ModelConfig(**values.pop("model", {}))
+        model = ModelConfig.from_dict(values.pop("model", {}))
         return cls(model=model, **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -193,7 +193,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if ModelConfig(**state["config"]["model"]) != self.cfg.model:
+        if ModelConfig.from_dict(state["config"]["model"]) != self.cfg.model:
             raise ValueError(f"{path} was trained with another model config: {state['config']['model']}")
         self.model.load_state_dict(state["model"])
         self.ema = state["ema"]

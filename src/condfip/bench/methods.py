@@ -4,10 +4,8 @@ then asked everything through the one SCM interface.
 - ``condfip``: the shipped weights (``condfip.load_pretrained()``), zero-shot ``infer``, default abduction.
 - ``condfip-decoder`` / ``condfip-encoder``: the same network forced to abduct noise with the decoder
   (``x - T(x)``) or the encoder head; ``condfip`` uses the model card's default (the better on validation).
-- ``condfip+ols``: the hybrid ``model.infer_refined``: ``condfip`` plus per-node least-squares corrections on
-  the parents fitted on the context (``condfip.refined``); not zero-shot, so reported apart.
-- ``condfip-lsq`` (optional): the shipped hybrid network ``condfip.load_pretrained(lsq=True)``, whose forward
-  pass also fits each node on its parents by least squares; not regression-free, so reported apart.
+- ``condfip+ols``: ``model.infer(..., least_squares=True)``: ``condfip`` plus per-node least-squares corrections
+  on the parents fitted on the context (``condfip.refined``); not zero-shot, so reported apart.
 - ``dowhy``: DoWhy-gcm, auto-assigned mechanisms + fit (``condfip.baselines.DoWhySCM``), in a worker process
   with a per-fit time limit when ``timeout`` is set.
 - ``ols-parents``: least squares with intercept on the true parents (``condfip.baselines.OLSParentsSCM``).
@@ -27,7 +25,7 @@ from condfip.baselines import DoWhySCM, DoWhyWorker, OLSParentsSCM, ZeroNoiseSCM
 from condfip.scm import SCM
 
 METHODS = ("condfip", "condfip-decoder", "condfip+ols", "dowhy", "ols-parents", "oracle", "zero-noise")
-OPTIONAL_METHODS = ("condfip-encoder", "condfip-lsq")
+OPTIONAL_METHODS = ("condfip-encoder",)
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 
 
@@ -40,7 +38,6 @@ class Methods:
         self.dowhy_timeout = dowhy_timeout
         self.dowhy_quality = dowhy_quality
         self._model = None
-        self._lsq_model = None
         self._worker: DoWhyWorker | None = None
 
     @property
@@ -50,18 +47,6 @@ class Methods:
 
             self._model = condfip.load_pretrained(self.weights)
         return self._model
-
-    @property
-    def lsq_model(self):
-        if self._lsq_model is None:
-            import condfip
-
-            self._lsq_model = condfip.load_pretrained(lsq=True)
-        return self._lsq_model
-
-    def sha256_of(self, method: str) -> str:
-        """The sha256 of the weights a condfip method runs on."""
-        return self.lsq_model.sha256 if method == "condfip-lsq" else self.weights_sha256
 
     @property
     def weights_sha256(self) -> str:
@@ -81,7 +66,7 @@ class Methods:
                 self._worker = DoWhyWorker()
             self._worker.start()  # (re)starting the worker is not part of the fit's time
         if name.startswith("condfip"):  # loading the weights is not part of the fit's time either
-            _ = self.lsq_model if name == "condfip-lsq" else self.model
+            _ = self.model
         start = time.perf_counter()
         if name == "condfip":
             scm = self.model.infer(context, graph)
@@ -90,9 +75,7 @@ class Methods:
         elif name == "condfip-decoder":
             scm = self.model.infer(context, graph, abduction="decoder")
         elif name == "condfip+ols":
-            scm = self.model.infer_refined(context, graph)
-        elif name == "condfip-lsq":
-            scm = self.lsq_model.infer(context, graph)
+            scm = self.model.infer(context, graph, least_squares=True)
         elif name == "dowhy":
             if self.dowhy_timeout is None:
                 scm = DoWhySCM.fit(context, graph, quality=self.dowhy_quality, seed=seed)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condfip.atomic import atomic_savefig
 from condfip.bench.report import _cell_key, mean_se, ordered_methods
 from condfip.bench.tasks import TASKS
 
@@ -52,7 +53,7 @@ def task_plot(records: list[dict], task: str, methods_order: tuple[str, ...], pa
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=8, ncol=min(len(methods), 5))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -71,7 +72,7 @@ def sachs_plot(records: list[dict], methods_order: tuple[str, ...], path: Path) 
     ax.set_title("Sachs: generated vs held-out rows")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -95,7 +96,7 @@ def scale_plot(records: list[dict], path: Path) -> Path | None:
         ax.legend(fontsize=8)
     fig.suptitle("condfip scale")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from condfip.atomic import atomic_write_text
 from condfip.baselines import FitTimeout
 from condfip.bench.inferred import GRAPHS, discovery_record, graph_from_record
 from condfip.bench.methods import ALL_METHODS, METHODS, Methods
@@ -41,8 +42,8 @@ from condfip.bench.suites import (
 from condfip.bench.tasks import PAPER_TASKS, TASKS, run_tasks
 
 PARTS = ("synthetic", "sachs", "scale")
-SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "condfip-lsq", "dowhy",
-                       "ols-parents", "zero-noise", "oracle")
+SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy", "ols-parents",
+                       "zero-noise", "oracle")
 
 
 @dataclass
@@ -125,9 +126,7 @@ def _clean(value):
 
 
 def save_records(records: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([{k: _clean(v) for k, v in r.items()} for r in records], indent=0) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps([{k: _clean(v) for k, v in r.items()} for r in records], indent=0) + "\n")
 
 
 def load_records(path: Path) -> list[dict]:
@@ -185,7 +184,7 @@ class Bench:
         self.sha = self.methods.weights_sha256 if any(m.startswith("condfip") for m in cfg.methods) else None
         stale = [r for r in self.records
                  if r["method"].startswith("condfip") and self.sha
-                 and r.get("weights_sha256") != self.methods.sha256_of(r["method"])]
+                 and r.get("weights_sha256") != self.sha]
         if stale:
             print(f"dropping {len(stale)} condfip records of other weights from {self.path}", file=sys.stderr)
             self.records = [r for r in self.records if r not in stale]
@@ -201,7 +200,7 @@ class Bench:
     def _common(self, method: str) -> dict:
         out = {"load1": _load()}
         if method.startswith("condfip"):
-            out["weights_sha256"] = self.methods.sha256_of(method)
+            out["weights_sha256"] = self.methods.weights_sha256
         return out
 
     # -- synthetic --
@@ -382,9 +381,9 @@ class Bench:
             from condfip.bench.plots import write_plots
 
             meta["plots"] = write_plots(self.records, cfg.out, SYNTH_METHODS_ORDER)
-        (cfg.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(cfg.out / "meta.json", json.dumps(meta, indent=2) + "\n")
         path = cfg.out / "results.md"
-        path.write_text(render(self.records, meta, SYNTH_METHODS_ORDER) + "\n")
+        atomic_write_text(path, render(self.records, meta, SYNTH_METHODS_ORDER) + "\n")
         return path
 
 

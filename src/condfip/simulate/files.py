@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-import condfip
 from condfip.atomic import atomic_write_text
 from condfip.simulate.synthetic import SimulatedDataset
+from condfip.version import __version__
 
 FLOAT_FORMAT = "%.17g"
 FILES = ("data.csv", "noise.csv", "graph.csv", "meta.json")
@@ -43,7 +43,7 @@ def dataset_meta(dataset: SimulatedDataset) -> dict:
     """What the dataset itself knows about how it was drawn."""
     scms = dataset.scm.batch.scms
     return {
-        "condfip_version": condfip.__version__,
+        "condfip_version": __version__,
         "mechanism": dataset.mechanism,
         "nodes": int(dataset.data.shape[1]),
         "samples": int(dataset.data.shape[0]),

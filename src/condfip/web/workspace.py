@@ -150,7 +150,7 @@ def build_workspace(frame: pd.DataFrame, notes: list[str], graph_source, model, 
     """Read and check the DAG against the table as the CLI does, infer the SCM with ``model`` and compute its
     trust report. ``graph_from`` becomes ``scm.graph_source``: ``"given"``, or how the graph was discovered."""
     from condfip.inputs import read_graph, validate
-    from condfip.report import check_memory
+    from condfip.memory import check_memory
 
     (frame, dag), graph_notes = _noted(lambda: validate(frame, read_graph(graph_source, nodes=list(frame.columns))))
     check_memory(min(len(frame), model.max_context), frame.shape[1], model.network.config)

@@ -1,13 +1,13 @@
 """The figures the README's results narrative quotes, computed from a benchmark run's results.json.
 
-    python scripts/results_summary.py docs/results/full
+    python tools/results_summary.py docs/results/full
 
 Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy,
 condfip+ols / DoWhy and condfip+ols / condfip ratios of cell means (median, min, max over the cells where both
 ran, as in the tables' last column); the Sachs MMD² means; wall time per dataset (range of cell means) and the
 same pairs' ratios of it (and the cells where the first is slower); and the scale rows at d = 100.
 
-    python scripts/results_summary.py docs/results/full --targets [--method condfip+ols]
+    python tools/results_summary.py docs/results/full --targets [--method condfip+ols]
 
 Prints instead the generation issue's targets (issue 20), each with the run's figure and whether it is met.
 """
@@ -85,10 +85,10 @@ def target_lines(records: list[dict], method: str = "condfip") -> list[str]:
     lines += [check(f"LIN {task} median", medians(task, "linear"), limit)
               for task, limit in (("sample", 1.5), ("intervention", 1.5), ("counterfactual", 2.0))]
     worst = max(((r, task, cell) for task in TASKS for cell, r in ratios[task].items()), default=None)
-    lines.append(f"worst cell, any task <= 5.0: " + (f"{worst[0]:.2f}, {worst[1]} {worst[2]} "
+    lines.append("worst cell, any task <= 5.0: " + (f"{worst[0]:.2f}, {worst[1]} {worst[2]} "
                                                       f"({'met' if worst[0] <= 5 else 'not met'})" if worst else "not measured"))
     small = [(r, task, cell) for task in PAPER_TASKS for cell, r in ratios[task].items()
-             if "/rff/" in cell and (cell.endswith("/n50") or cell.endswith("/n100"))]
+             if "/rff/" in cell and cell.endswith(("/n50", "/n100"))]
     within = sum(r <= 1.0 for r, _, _ in small)
     lines.append(f"n = 50 and 100, every RFF cell of the four tasks <= 1.0: {within} of {len(small)} cells"
                  + (f" ({'met' if within == len(small) else 'not met'})" if small else " (not measured)"))
@@ -98,7 +98,7 @@ def target_lines(records: list[dict], method: str = "condfip") -> list[str]:
               for name, mechanism in (("LIN", "linear"), ("RFF", "rff"))]
     seconds = mean_seconds_per_dataset(records)
     at_20 = [s for (cell, m), s in seconds.items() if m == method and "/d20/n400" in cell]
-    lines.append(f"time per dataset at d = 20, n = 400 <= 0.8 s (cell means): "
+    lines.append("time per dataset at d = 20, n = 400 <= 0.8 s (cell means): "
                  + (f"{min(at_20):.2f}-{max(at_20):.2f} s ({'met' if max(at_20) <= 0.8 else 'not met'})"
                     if at_20 else "not measured"))
     return [f"{method}: {line}" for line in lines]

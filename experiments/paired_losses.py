@@ -1,6 +1,6 @@
 """Compare two training runs step by step on the same batches.
 
-    python scripts/paired_losses.py runs/grow5 runs/heads8 [--window 100]
+    python experiments/paired_losses.py runs/grow5 runs/heads8 [--window 100]
 
 A run's batches are a function of its config's data settings and its seed (``condfip.train``), so two runs with
 the same seed and data settings (prior, context sizes, batch size) but another model or optimiser setting see

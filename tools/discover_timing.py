@@ -1,6 +1,6 @@
 """Time ``condfip.discover`` + ``infer`` at d nodes, n rows, for several bootstrap resample counts.
 
-Usage: OMP_NUM_THREADS=1 nice -n 15 python scripts/discover_timing.py [--nodes 20] [--rows 400]
+Usage: OMP_NUM_THREADS=1 nice -n 15 python tools/discover_timing.py [--nodes 20] [--rows 400]
        [--resamples 0,10,20,30] [--method NAME] [--repeats 2]
 Prints one line per resample count: median wall seconds of discover and of discover + infer, and the 1-minute
 load average (the machine is shared; a loaded machine makes every figure slower).

@@ -1,7 +1,7 @@
 """Counterfactual RMSE with encoder-head vs decoder abduction, on SCMs of a seed that is neither the benchmark's
 nor the validation suite's (the table in docs/training-log.md, "Counterfactual abduction").
 
-    python scripts/counterfactual_abduction.py [--weights DIR] [--per-cell 6]
+    python experiments/counterfactual_abduction.py [--weights DIR] [--per-cell 6]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Wall time of real training steps (simulation, forward, backward, AdamW, EMA) for a run config, on CPU.
 
-    python scripts/train_step_timing.py runs/grow2-config.json [--cpu-bf16] [--steps 20] [--seed 99]
+    python experiments/train_step_timing.py runs/grow2-config.json [--cpu-bf16] [--steps 20] [--seed 99]
 
 Builds a ``Trainer`` from the config (random initial weights: speed does not depend on them), runs 3 untimed
 steps, then times ``--steps`` steps of the config's mix of node counts and context sizes (the encoder phase).

@@ -1,6 +1,6 @@
 """Export a training run's EMA weights into the package with a model card built from the run's validation.
 
-Usage: python scripts/ship_weights.py RUN_DIR --cpu-hours H [--out src/condfip/weights]
+Usage: python tools/ship_weights.py RUN_DIR --cpu-hours H [--out src/condfip/weights]
 
 The checkpoint's EMA weights are validated afresh (the card's figures are those of the shipped tensors); the
 default abduction is the one with the lower mean validation noise RMSE (encoder head vs decoder).

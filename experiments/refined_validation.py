@@ -1,10 +1,10 @@
 """Noise RMSE of condfip, the condfip+ols hybrid and least squares on the validation seed (never the benchmark's).
 
-    python scripts/refined_validation.py [--scms 3] [--weights FOLDER]
+    python experiments/refined_validation.py [--scms 3] [--weights FOLDER]
 
 Per P_IN cell (LIN and RFF, d = 10 and 20; 400 context + 400 query rows, nodes with parents scored), the mean
 over SCMs of: ``cf`` (condfip, default abduction), ``dec`` (condfip, decoder abduction), ``hyb`` and ``hybdec``
-(``infer_refined`` with those two abductions), ``ols`` (least squares on the true parents).
+(``infer(..., least_squares=True)`` with those two abductions), ``ols`` (least squares on the true parents).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def main() -> None:
                 graph = ds.scm.graph
                 answers = {
                     "cf": model.infer(context, graph),
-                    "hyb": model.infer_refined(context, graph),
+                    "hyb": model.infer(context, graph, least_squares=True),
                     "ols": OLSParentsSCM.fit(context, graph),
-                    "hybdec": model.infer_refined(context, graph, abduction="decoder"),
+                    "hybdec": model.infer(context, graph, least_squares=True, abduction="decoder"),
                     "dec": model.infer(context, graph, abduction="decoder"),
                 }
                 for name, scm in answers.items():

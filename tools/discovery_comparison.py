@@ -13,8 +13,8 @@ The SCMs come from ``condfip.bench.suites.make_problem`` with ``condfip.train.DE
 benchmark's seed nor the validation suite's.
 
 Usage (niced, one thread, as run for docs/discovery.md):
-  OMP_NUM_THREADS=1 nice -n 15 python scripts/discovery_comparison.py compare --out docs/discovery/comparison.json
-  OMP_NUM_THREADS=1 nice -n 15 python scripts/discovery_comparison.py calibrate --out docs/discovery/calibration.json
+  OMP_NUM_THREADS=1 nice -n 15 python tools/discovery_comparison.py compare --out docs/discovery/comparison.json
+  OMP_NUM_THREADS=1 nice -n 15 python tools/discovery_comparison.py calibrate --out docs/discovery/calibration.json
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Per node, the slope of abducted noise on true noise (1 = no shrinkage) and the noise RMSE / node spread.
 
-    python scripts/noise_slopes.py [--scms 2] [--weights FOLDER] [--by-parents]
+    python experiments/noise_slopes.py [--scms 2] [--weights FOLDER] [--by-parents]
 
 P_IN LIN d = 10 SCMs on the validation seed, 400 context + 400 query rows, nodes with parents; one line per SCM
 and abduction (encoder head, decoder), each node as ``slope/rmse/|mean error|`` (the last two over the spread).

@@ -1,7 +1,7 @@
 """Experiment: a head that predicts f_i(s) for held-out rows s without seeing x_i(s), on top of a frozen encoder.
 
-    python scripts/query_head_experiment.py train --out runs/qhead [--weights FOLDER] [--steps 1000]
-    python scripts/query_head_experiment.py evaluate --out runs/qhead [--per-cell 9]
+    python experiments/query_head_experiment.py train --out runs/qhead [--weights FOLDER] [--steps 1000]
+    python experiments/query_head_experiment.py evaluate --out runs/qhead [--per-cell 9]
 
 Why: the encoder head sees the row's own value x_i and, on nodes with many parents, mostly returns it (slope of
 abducted on true noise ~0.2 on nodes with 4+ parents; docs/training-log.md). This head cannot copy. The frozen

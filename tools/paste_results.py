@@ -1,6 +1,6 @@
 """Paste a benchmark's generated ``results.md`` into the README between the results markers.
 
-    python scripts/paste_results.py docs/results/full
+    python tools/paste_results.py docs/results/full
 
 The start marker names the file it holds (``tests/test_readme.py`` reads the path from it and checks the block
 equals that file, headings demoted one level so they sit under the README's "Results" section).

@@ -1,6 +1,6 @@
 """Compare training checkpoints' EMA weights with the shipped weights on the validation suite.
 
-    python scripts/compare_weights.py runs/enc3/checkpoint.pt [more checkpoints] [--per-cell 9]
+    python tools/compare_weights.py runs/enc3/checkpoint.pt [more checkpoints] [--per-cell 9]
 
 Prints the validation noise RMSE per cell (encoder-head and decoder abduction) and the decoder's mechanism RMSE on
 rows drawn under interventions up to 3 SDs beyond the context (``int``) for all, measured in one run on

@@ -5,7 +5,7 @@ Starts ``condfip serve`` (default: the Sachs demo data) as a user would, waits f
 ``n`` generated rows as the page asks), checks that every one is answered with 200 and prints the latency
 percentiles. A measurement, not a test: nothing is asserted beyond "all answered".
 
-    nice -n 15 .venv/bin/python scripts/serve_load.py --requests 50
+    nice -n 15 .venv/bin/python tools/serve_load.py --requests 50
 """
 
 from __future__ import annotations

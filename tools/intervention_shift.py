@@ -1,6 +1,6 @@
 """How far an SCM's hard intervention 3 context SDs above the mean moves each child of the target, against the
 truth, on 3 fixed P_IN linear d = 10 SCMs (400 context rows; the issue's flattening check, also a test):
-``python scripts/intervention_shift.py [--weights FOLDER_OR_CHECKPOINT]``."""
+``python tools/intervention_shift.py [--weights FOLDER_OR_CHECKPOINT]``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Encoder-head noise RMSE against the number of rows the encoder sees (shipped weights or a checkpoint).
 
-    python scripts/encoder_context_rows.py [--checkpoint runs/X/checkpoint.pt] [--per-cell 6]
+    python experiments/encoder_context_rows.py [--checkpoint runs/X/checkpoint.pt] [--per-cell 6]
 
 P_IN, d = 20, LIN and RFF, design seed (neither the benchmark's nor the validation suite's). The last 50 rows of
 each 800-row dataset are always among the rows seen and are the ones scored, so the columns differ only in how

@@ -4,7 +4,7 @@ Times ``condfip.simulate.simulate_batch`` (paper-in prior, float64) at one train
 training step of the default model (``TrainConfig().model``) on a batch of the same shape, then prints a small
 markdown table with the generation time as a share of one step. Medians over ``--repeats`` runs after a warm-up.
 
-    python scripts/simulator_throughput.py [--nodes 20] [--samples 400] [--batch 8] [--mechanism rff]
+    python experiments/simulator_throughput.py [--nodes 20] [--samples 400] [--batch 8] [--mechanism rff]
                                            [--encoder-layers 3] [--cpu-bf16]
 
 ``--encoder-layers`` times a deeper encoder (a grown warm start, ``condfip.pretrained.grow_state``);

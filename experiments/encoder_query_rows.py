@@ -2,7 +2,7 @@
 400 query rows are appended to the 400 context rows in chunks of k rows (one pass per chunk; the query rows of a
 chunk see each other) and when each query row sees only the context and itself (``appended_rows_mask``, one pass).
 
-    python scripts/encoder_query_rows.py [--per-cell 9] [--weights FOLDER] [--chunks 400 100 50]
+    python experiments/encoder_query_rows.py [--per-cell 9] [--weights FOLDER] [--chunks 400 100 50]
 
 Validation seed only (a design choice: the benchmark's seeds are not used).
 """

@@ -1,6 +1,6 @@
 """Time zero-shot inference: a d-node, n-row dataset to a usable SCM (load excluded), and 1000 new samples.
 
-Usage: python scripts/infer_timing.py [--nodes 20] [--rows 400] [--repeats 10] [--weights FOLDER]
+Usage: python tools/infer_timing.py [--nodes 20] [--rows 400] [--repeats 10] [--weights FOLDER]
 """
 
 from __future__ import annotations
