@@ -33,6 +33,14 @@ def _signs(shape, gen, like: torch.Tensor) -> torch.Tensor:
     return torch.randint(0, 2, shape, generator=gen, device=like.device).to(like.dtype) * 2.0 - 1.0
 
 
+def _parent_projection(k: int, scale: torch.Tensor, gen: torch.Generator, mask: torch.Tensor) -> torch.Tensor:
+    """k standard-normal projections of each node's parents, divided by a per-node ``scale`` (B, d):
+    (B, d, k, d), zero on the non-parents."""
+    B, d, _ = mask.shape
+    weights = _normal((B, d, k, d), gen, mask) / scale[:, :, None, None]
+    return weights * mask.transpose(1, 2)[:, :, None, :]
+
+
 class Linear:
     name = "linear"
 
@@ -57,9 +65,7 @@ class RandomFourierFeatures:
         B, d, _ = adj.shape
         F = prior.rff_features
         lengthscale = _uniform(prior.rff_lengthscale, (B, d), gen, mask)
-        # omega[b, i, f, j]: feature f of node i on parent j
-        omega = _normal((B, d, F, d), gen, mask) / lengthscale[:, :, None, None]
-        omega = omega * mask.transpose(1, 2)[:, :, None, :]
+        omega = _parent_projection(F, lengthscale, gen, mask)  # omega[b, i, f, j]: feature f of node i on parent j
         return {
             "omega": omega,
             "phase": _uniform((0.0, 2 * math.pi), (B, d, F), gen, mask),
@@ -85,8 +91,7 @@ class RandomMLP:
         B, d, _ = adj.shape
         H = prior.mlp_hidden
         fan_in = mask.sum(1).clamp(min=1.0)  # parents per node, (B, d)
-        w_in = _normal((B, d, H, d), gen, mask) / fan_in.sqrt()[:, :, None, None]
-        w_in = w_in * mask.transpose(1, 2)[:, :, None, :]
+        w_in = _parent_projection(H, fan_in.sqrt(), gen, mask)
         amplitude = _uniform(prior.linear_weight, (B, d), gen, mask) * math.sqrt(2.0)
         return {
             "w_in": w_in,
