@@ -120,6 +120,7 @@ def test_effect_interval_and_exact_zero_for_non_descendants(scm):
     assert eff.low < eff.estimate < eff.high and np.isfinite([eff.estimate, eff.low, eff.high]).all()
     assert eff.estimate != 0.0  # the live network's mechanisms depend on their parents
     assert "do(a=1)" in str(eff) and "p44/42" in str(eff) and "not the model's own error" in str(eff)
+    assert not eff.calibrated and eff.model_error == 0.0  # the tiny test weights have no calibration
     assert eff.as_row()["interval_covers"] == eff.covers
     # the interval is estimate +- z * SD(replicates): it contains its estimate, symmetric
     assert eff.high - eff.estimate == pytest.approx(1.959964 * eff.replicates.std(ddof=1))
@@ -134,6 +135,90 @@ def test_effect_interval_and_exact_zero_for_non_descendants(scm):
 def test_effect_refuses_too_few_replicates(scm):
     with pytest.raises(InputError, match="too few"):
         scm.effect("p44/42", {"a": 1.0}, bootstrap=5)
+
+
+def test_conformal_quantile_is_the_split_conformal_order_statistic():
+    from condfip.effects import conformal_quantile
+
+    rows = [[err, 0.0, 2.0] for err in np.arange(1.0, 20.0)]  # 19 rows, scores err / 2
+    assert conformal_quantile(rows, 0.9) == pytest.approx(9.0)  # ceil(20 * 0.9) = 18th smallest of 0.5 .. 9.5
+    assert conformal_quantile(rows, 0.5) == pytest.approx(5.0)
+    # the resampling part is taken off first: rows covered by z * SD alone score 0
+    assert conformal_quantile([[1.0, 1.0, 1.0]] * 19, 0.9) == 0.0
+    with pytest.raises(InputError, match="more than the model-error calibration supports"):
+        conformal_quantile(rows, 0.99)
+    # the guarantee: on fresh draws from the calibration's distribution, coverage >= the level
+    rng = np.random.default_rng(0)
+    hits = []
+    for _ in range(400):
+        err, size = np.abs(rng.standard_t(3, size=60)), rng.uniform(0.5, 2.0, size=60)
+        cal = np.column_stack([err[:59] * size[:59], np.zeros(59), size[:59]])
+        hits.append(err[59] * size[59] <= conformal_quantile(cal, 0.8) * size[59])
+    assert np.mean(hits) >= 0.75
+
+
+def test_model_scale_counts_intervened_ancestors_only(scm):
+    from condfip.effects import effect_table, model_scale
+
+    sd = scm.context.std()
+    estimate, _ = effect_table(scm, {"a": 1.0}, {"a": -1.0}, n=50, bootstrap=0)
+    assert estimate[0] == pytest.approx(2.0)
+    # a's child on the path (b=1) has no other parent: a's own SD
+    assert model_scale(scm, "p44/42", estimate, ["a"]) == pytest.approx(sd["p44/42"] * 2.0 / sd["a"])
+    estimate, _ = effect_table(scm, {"b=1": 3.0}, n=50, bootstrap=0)
+    assert model_scale(scm, "d", estimate, ["b=1"]) == 0.0  # b=1 is no ancestor of d: no model error
+
+
+def test_model_scale_grows_where_the_intervened_node_is_nearly_collinear_with_a_co_parent(model):
+    """Setting x apart from w, which it nearly equals in the context, leaves the rows the mechanism of y was
+    read from: the size is |delta| over x's residual SD given w, not over x's SD."""
+    from condfip.effects import effect_table, model_scale
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=200)
+    x = w + 0.05 * rng.normal(size=200)
+    y = x - w + 0.1 * rng.normal(size=200)
+    frame = pd.DataFrame({"w": w, "x": x, "y": y})
+    scm = model.infer(frame, nx.DiGraph([("w", "x"), ("w", "y"), ("x", "y")]))
+    estimate, _ = effect_table(scm, {"x": 1.0}, {"x": -1.0}, n=50, bootstrap=0)
+    residual = x - np.polyval(np.polyfit(w, x, 1), w)
+    expected = frame["y"].std() * 2.0 / residual.std(ddof=2)
+    assert model_scale(scm, "y", estimate, ["x"]) == pytest.approx(expected, rel=1e-6)
+    assert expected > 10 * frame["y"].std() * 2.0 / frame["x"].std()
+
+
+def test_effect_adds_the_calibrated_model_error_for_its_weights_only(scm, monkeypatch, tmp_path):
+    import json
+
+    from condfip import effects
+
+    rows = [[float(err), 0.01, 1.0] for err in np.linspace(0.0, 1.0, 39)]
+    calibration = tmp_path / "effect.json"
+    calibration.write_text(json.dumps({"weights_sha256": scm.card["sha256"], "rows": rows, "command": "test"}))
+    monkeypatch.setattr(effects, "CALIBRATION_FILE", calibration)
+    eff = scm.effect("p44/42", {"a": 1.0}, {"a": -1.0}, n=200, bootstrap=20, seed=1)
+    c = effects.conformal_quantile(rows, 0.95)
+    size = effects.model_scale(scm, "p44/42", np.array([2.0, 0, 0, 0]), ["a"])
+    assert eff.calibrated and eff.model_error == pytest.approx(c * size) and eff.model_error > 0
+    assert eff.high - eff.estimate == pytest.approx(1.959964 * eff.resampling_sd + c * size)
+    assert eff.estimate - eff.low == pytest.approx(eff.high - eff.estimate)
+    assert "calibrated on simulated SCMs" in eff.covers and eff.as_row()["model_error"] == eff.model_error
+    with pytest.raises(InputError, match="fix: pass a lower level"):
+        scm.effect("p44/42", {"a": 1.0}, n=50, bootstrap=20, level=0.99)
+    # other weights: the resampling part alone, and the words say so
+    calibration.write_text(json.dumps({"weights_sha256": "0" * 64, "rows": rows, "command": "test"}))
+    other = scm.effect("p44/42", {"a": 1.0}, {"a": -1.0}, n=200, bootstrap=20, seed=1)
+    assert not other.calibrated and other.model_error == 0.0 and "no model-error calibration" in other.covers
+    assert other.estimate == eff.estimate and other.high < eff.high
+
+
+def test_shipped_effect_calibration_belongs_to_the_shipped_weights():
+    from condfip.effects import CALIBRATION_FILE, conformal_quantile, load_calibration
+    from condfip.pretrained import WEIGHTS_DIR, WEIGHTS_FILE, sha256
+
+    calibration = load_calibration(CALIBRATION_FILE)
+    assert calibration is not None and calibration["weights_sha256"] == sha256(WEIGHTS_DIR / WEIGHTS_FILE)
+    assert len(calibration["rows"]) >= 60 and conformal_quantile(calibration["rows"], 0.95) > 0
 
 
 def test_batched_replicates_equal_one_by_one_reinference(scm):

@@ -5,6 +5,9 @@ Usage: python tools/ship_weights.py RUN_DIR --cpu-hours H [--out src/condfip/wei
 The checkpoint's EMA weights are validated afresh (the card's figures are those of the shipped tensors); the
 default abduction is the one with the lower mean validation noise RMSE (encoder head vs decoder).
 Ship only when the run measured better than the weights already shipped (compare the cards' figures).
+Then recalibrate ``effect``'s model error for the new weights (``weights/effect.json``; a test checks it belongs
+to the shipped weights): ``python tools/effect_coverage.py run --scms 96 --seed 1 --out CAL.json``, then
+``python tools/effect_coverage.py calibrate CAL.json``, and report its coverage on held-out seeds (README).
 """
 
 from __future__ import annotations

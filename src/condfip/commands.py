@@ -302,11 +302,13 @@ def effect(
     weights: Weights = None,
     isolated: Isolated = None,
 ):
-    """Average causal effect E[Y | do(X=a)] - E[Y | do(X=b)] with a bootstrap interval (one CSV row).
+    """Average causal effect E[Y | do(X=a)] - E[Y | do(X=b)] with its interval (one CSV row).
 
-    Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y]. The interval (estimate +- z SD of
-    the replicates) covers the resampling of the context rows only, not the model's own error: it is no
-    statement about the true effect (README: its measured coverage). Progress goes to stderr.
+    Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y]. The interval is estimate +-
+    (z SD of the replicates + model_error): the resampling of the context rows, plus the network's own error as
+    calibrated on simulated SCMs for the shipped weights (other weights: resampling only). Calibrated on the
+    simulator's prior, not a guarantee on your data (README: its coverage on held-out SCMs). Progress goes to
+    stderr.
 
     Example: condfip effect data.csv --graph graph.csv --target Y --do X=1 --versus X=0
     """

@@ -1,20 +1,24 @@
-"""Average causal effects with a bootstrap interval over the context rows.
+"""Average causal effects with an interval: a bootstrap over the context rows plus a calibrated model error.
 
 ``average_effect(scm, target, interventions, reference=None)`` estimates
 ``E[target | do(interventions)] - E[target | do(reference)]`` (``reference=None``: no intervention, i.e. the
 observational mean) by pushing the same ``n`` noise draws through both intervened SCMs (common random
 numbers: the Monte Carlo noise largely cancels in the difference).
 
-**What the interval covers, and what it does not.** The interval (``method="context"``, the default for an
-inferred SCM) is a bootstrap over the context rows: each replicate resamples the context rows with
-replacement, re-infers the SCM from them and re-estimates the effect. It measures how much the answer moves
-when the context rows are resampled (plus Monte Carlo error), *only that*: it is not a statement about the true
-effect. The network's own error (a mechanism it misjudges the same way on every resample) is not in it, so the
-interval can be narrow and miss the truth; ``tools/effect_coverage.py`` measures how often the 95% interval
-contains the true effect on simulated SCMs (README). The interval is ``estimate +- z * SD(replicates)``
-(normal bootstrap), so it always contains its estimate; fewer than ``MIN_REPLICATES`` replicates are refused
-(``bootstrap=0``: the estimate alone). ``method="noise"`` (any SCM) only redraws the noise: Monte Carlo error
-alone.
+**What the interval covers, and what it does not.** With ``method="context"`` (the default for an inferred
+SCM) the interval has two parts. The *resampling* part is a bootstrap over the context rows: each replicate
+resamples the context rows with replacement, re-infers the SCM from them and re-estimates the effect; its SD
+says how much the answer moves when the context rows are resampled (plus Monte Carlo error). That alone misses
+the network's own error (a mechanism it misjudges the same way on every resample): on simulated SCMs its 95%
+interval contained the true effect about half the time. The *model-error* part adds ``c * size``, where
+``size`` (:func:`model_scale`) is how far the question moves the intervened ancestors of the target, in units
+of how freely each varies beside its co-parents in the context, times the target's SD, and ``c`` is calibrated by split conformal prediction on simulated SCMs of the
+training prior (``weights/effect.json``, written by ``tools/effect_coverage.py calibrate``; the README gives
+the coverage measured on held-out simulated SCMs). The interval is ``estimate +- (z * SD + c * size)``, so it
+always contains its estimate; it is calibrated on the simulator's prior, not guaranteed on your data, and only
+for the weights it was calibrated with (other weights get the resampling part alone, and say so). Fewer than
+``MIN_REPLICATES`` replicates are refused (``bootstrap=0``: the estimate alone). ``method="noise"`` (any SCM)
+only redraws the noise: Monte Carlo error alone.
 
 Speed: the replicates go through the network in batches (one encoder pass over a batch of resampled contexts
 ``(B, n, d)``, then the fixed point for all ``B`` at once), and every replicate reuses the same uniform draws
@@ -24,8 +28,11 @@ rows only; ``REPLICATE_DRAWS`` of them per replicate, and only the target's ance
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -38,6 +45,8 @@ METHODS = ("context", "noise")
 # resampling's; 250 draws gave the same SD as 1,000 (0.131 vs 0.132 on the README's example) at a quarter of
 # the fixed-point work. The point estimate keeps all ``n`` draws.
 REPLICATE_DRAWS = 250
+# the model-error calibration of the shipped weights: (|error|, SD of the replicates, size) on simulated SCMs
+CALIBRATION_FILE = Path(__file__).parent / "weights" / "effect.json"
 
 
 def _describe(interventions) -> str:
@@ -51,7 +60,8 @@ def _describe(interventions) -> str:
 
 @dataclass
 class Effect:
-    """An average causal effect with its bootstrap interval (``low``, ``high`` at ``level``)."""
+    """An average causal effect with its interval (``low``, ``high`` at ``level``): ``estimate +- (z *
+    resampling_sd + model_error)``; ``model_error`` is 0 where no calibration applies (see ``covers``)."""
 
     target: str
     intervention: str
@@ -63,15 +73,22 @@ class Effect:
     n: int
     method: str
     replicates: np.ndarray = field(repr=False)
+    resampling_sd: float = float("nan")
+    model_error: float = 0.0
+    calibrated: bool = False
 
     def __float__(self) -> float:
         return float(self.estimate)
 
     @property
     def covers(self) -> str:
-        """What the interval covers, in words (it is no statement about the true effect)."""
+        """What the interval covers, in words."""
+        if self.method == "context rows" and self.calibrated:
+            return ("resampling of the context rows and the network's error as calibrated on simulated SCMs "
+                    "(not a guarantee on your data)")
         if self.method == "context rows":
-            return "resampling of the context rows only, not the model's own error"
+            return ("resampling of the context rows only, not the model's own error (no model-error "
+                    "calibration for these weights)")
         return "Monte Carlo noise only"
 
     def __str__(self) -> str:
@@ -83,7 +100,44 @@ class Effect:
         return {"target": self.target, "intervention": self.intervention, "reference": self.reference,
                 "effect": self.estimate, "low": self.low, "high": self.high, "level": self.level,
                 "n": self.n, "replicates": len(self.replicates), "method": self.method,
+                "resampling_sd": self.resampling_sd, "model_error": self.model_error,
                 "interval_covers": self.covers}
+
+
+def load_calibration(path: str | Path | None = None) -> dict | None:
+    """The model-error calibration (``weights_sha256``, ``rows`` of [|error|, SD, size]; default: the shipped
+    ``CALIBRATION_FILE``), or None if absent."""
+    path = Path(CALIBRATION_FILE if path is None else path)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def conformal_quantile(rows, level: float) -> float:
+    """Split-conformal ``c`` at ``level`` from calibration rows [|error|, SD of the replicates, size]: the
+    ceil((N + 1) * level)-th smallest of max(0, |error| - z * SD) / size (z the normal quantile of ``level``),
+    so that on a new SCM drawn like the calibration set's, ``|error| <= z * SD + c * size`` with probability at
+    least ``level``."""
+    rows = np.asarray(rows, dtype=float).reshape(-1, 3)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    scores = np.sort(np.maximum(0.0, rows[:, 0] - z * rows[:, 1]) / np.maximum(rows[:, 2], 1e-12))
+    k = math.ceil((len(scores) + 1) * level)
+    if k > len(scores):
+        raise InputError(f"level={level} is more than the model-error calibration supports ({len(scores)} "
+                         f"simulated SCMs: at most {len(scores) / (len(scores) + 1):.3f}); fix: pass a lower level")
+    return float(scores[k - 1])
+
+
+def _calibration_for(scm) -> dict | None:
+    """The shipped calibration if it applies to this SCM: an inferred SCM (context bootstrap) of the weights it
+    was calibrated with, empirical noise (as calibrated)."""
+    calibration = load_calibration()
+    card = getattr(scm, "card", None) or {}
+    if calibration is None or not card.get("sha256") or card["sha256"] != calibration.get("weights_sha256"):
+        return None
+    if getattr(scm, "noise_model", None) != "empirical" or type(scm).__name__ != "InferredSCM":
+        return None
+    return calibration
 
 
 def _means(scm, interventions, reference, eps: np.ndarray) -> np.ndarray:
@@ -207,6 +261,40 @@ def ancestral_columns(scm, targets: list[str]) -> np.ndarray:
     return np.array(sorted(scm.columns.index(c) for c in keep))
 
 
+def model_scale(scm, target: str, effects: np.ndarray, intervened) -> float:
+    """The size of the question, in the target's units: ``SD(target) * sum_k |delta_k| / s_k`` over the
+    ``intervened`` nodes k (of either arm) that are ancestors of the target, where ``delta_k`` is the difference
+    of k's mean between the two arms (``effects``: the per-node estimate of :func:`effect_table`) and ``s_k`` is
+    how freely k varies in the context rows where its moves matter: the smallest, over k's children on a path to
+    the target, of the residual SD of x_k regressed (least squares) on that child's other parents (k's own SD
+    where a child has no other parent). Moving k far from where its co-parents usually put it takes the
+    mechanisms off the rows they were read from, and the network's error grows with that (near-collinear
+    parents make ``s_k`` small and the question large). An intervention on no ancestor has no model error: the
+    target's value does not depend on it, exactly."""
+    import networkx as nx
+
+    graph = scm._graph
+    x = scm.context.to_numpy(dtype=float)
+    sd = x.std(axis=0, ddof=1)
+    target = str(target)
+    ancestors = {str(v) for v in nx.ancestors(graph, target)}
+    on_path = ancestors | {target}
+    index = {c: k for k, c in enumerate(scm.columns)}
+    total = 0.0
+    for node in sorted(set(map(str, intervened)) & ancestors):
+        k = index[node]
+        spread = sd[k]
+        for child in set(map(str, graph.successors(node))) & on_path:
+            others = [index[str(p)] for p in graph.predecessors(child) if str(p) != node]
+            if others:
+                design = np.column_stack([np.ones(len(x)), x[:, others]])
+                residual = x[:, k] - design @ np.linalg.lstsq(design, x[:, k], rcond=None)[0]
+                spread = min(spread, float(residual.std(ddof=len(others) + 1)) if len(x) > len(others) + 1
+                             else 0.0)
+        total += abs(float(effects[k])) / max(spread, 1e-6 * sd[k])
+    return float(sd[index[target]] * total)
+
+
 def _noise_draws(scm, n: int, rng: np.random.Generator) -> np.ndarray:
     """The draws every replicate shares: uniforms (empirical noise) or standard normals (Gaussian noise)."""
     shape = (n, len(scm.columns))
@@ -269,16 +357,16 @@ def bootstrap_replicates(scm, interventions, reference, *, n: int, bootstrap: in
 def average_effect(scm, target: str, interventions, reference=None, *, n: int = 1000, bootstrap: int = 50,
                    seed: int | None = 0, level: float = 0.95, method: str | None = None,
                    progress=None) -> Effect:
-    """``E[target | do(interventions)] - E[target | do(reference)]`` with a bootstrap interval.
+    """``E[target | do(interventions)] - E[target | do(reference)]`` with its interval.
 
     ``interventions`` and ``reference`` are dicts ``{node: value}`` (hard) or ``{node: callable}`` (shift),
     in the data's units; ``reference=None`` compares with no intervention. ``method``: ``"context"``
     (resample the context rows and re-infer; default for an inferred SCM) or ``"noise"`` (redraw the noise
     only). The SCM's own interventions, if any, stay in force in both arms.
 
-    The interval is ``estimate +- z * SD`` of ``bootstrap`` (>= 20) replicates: it covers the resampling of
-    the context rows (and Monte Carlo error) only, not the network's own error, so it is no statement about the
-    true effect (see the module docstring; README for its measured coverage)."""
+    The interval is ``estimate +- (z * SD + model_error)``: SD of ``bootstrap`` (>= 20) replicates (the
+    resampling of the context rows), and a model-error term calibrated on simulated SCMs for the shipped weights
+    (``covers`` says which parts apply; module docstring; README for the coverage measured on held-out SCMs)."""
     if str(target) not in scm.columns:
         raise InputError(f"unknown target node {target!r}; choose one of {scm.columns}")
     if isinstance(level, bool) or not (isinstance(level, float | int) and 0 < level < 1):
@@ -287,12 +375,19 @@ def average_effect(scm, target: str, interventions, reference=None, *, n: int = 
                                         method=method, progress=progress, targets=[str(target)])
     j = scm.columns.index(str(target))
     reps = replicates[:, 0]
+    used = method or ("context" if hasattr(scm, "network") else "noise")
+    calibration = _calibration_for(scm) if used == "context" and len(reps) else None
+    sd, model_error = float("nan"), 0.0
     if len(reps):
-        half = NormalDist().inv_cdf(0.5 + level / 2) * float(reps.std(ddof=1))
+        sd = float(reps.std(ddof=1))
+        if calibration is not None:
+            c = conformal_quantile(calibration["rows"], float(level))
+            model_error = c * model_scale(scm, str(target), estimate, [*interventions, *(reference or {})])
+        half = NormalDist().inv_cdf(0.5 + level / 2) * sd + model_error
         low, high = estimate[j] - half, estimate[j] + half
     else:
         low = high = float("nan")
-    used = method or ("context" if hasattr(scm, "network") else "noise")
     return Effect(target=str(target), intervention=_describe(interventions), reference=_describe(reference),
                   estimate=float(estimate[j]), low=float(low), high=float(high), level=float(level), n=int(n),
-                  method="context rows" if used == "context" else "noise draws", replicates=reps)
+                  method="context rows" if used == "context" else "noise draws", replicates=reps,
+                  resampling_sd=sd, model_error=float(model_error), calibrated=calibration is not None)

@@ -141,9 +141,9 @@ class InferredSCM(SCM):
     def effect(self, target: str, interventions, reference=None, *, n: int = 1000, bootstrap: int = 50,
                seed: int | None = 0, level: float = 0.95, method: str | None = None, progress=None):
         """Average causal effect ``E[target | do(interventions)] - E[target | do(reference)]`` (reference
-        None: no intervention) with a bootstrap interval over the context rows (each replicate re-infers
-        the SCM from resampled rows, in batches). The interval covers that resampling only, not the model's
-        own error. See :func:`condfip.effects.average_effect`."""
+        None: no intervention) with an interval: a bootstrap over the context rows (each replicate re-infers
+        the SCM from resampled rows, in batches) plus the network's error as calibrated on simulated SCMs
+        (shipped weights). See :func:`condfip.effects.average_effect`."""
         from condfip.effects import average_effect
 
         return average_effect(self, target, interventions, reference, n=n, bootstrap=bootstrap, seed=seed,

@@ -86,8 +86,9 @@ def intervene(workspace: Workspace, interventions: dict, checked: list[dict], n:
 
 
 def effect(workspace: Workspace, interventions: dict, target: str, n: int, bootstrap: int, seed: int) -> dict:
-    """``scm.effect(target, interventions)``: E[target | do] - E[target] with a 95% bootstrap interval
-    (each replicate re-infers the SCM from resampled context rows)."""
+    """``scm.effect(target, interventions)``: E[target | do] - E[target] with its 95% interval
+    (context bootstrap: each replicate re-infers the SCM from resampled context rows; plus the calibrated model
+    error for the shipped weights)."""
     start = time.perf_counter()
     result = workspace.scm.effect(target, interventions, None, n=n, bootstrap=bootstrap, seed=seed, level=0.95)
     row = result.as_row()
