@@ -353,6 +353,30 @@ def test_context_row_order_does_not_change_the_dataset_code(cfg):
     torch.testing.assert_close(f_hat_p, f_hat[:, rows], rtol=1e-5, atol=1e-5)
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("cfg", [TINY, DEEP, PAIRS, PAIR_VALUES], ids=["tiny", "deep", "pairs", "pair-values"])
+def test_distinct_rows_with_counts_give_the_code_of_the_repeated_rows(cfg):
+    """A context with repeated rows (a bootstrap resample) passed as its distinct rows with their multiplicities
+    (padded with count-0 rows to a common length) gives the same dataset code and the same decoder answers."""
+    model, adj = _model(cfg), _adj()
+    distinct = _data(n=6, seed=3)
+    repeats = torch.tensor([[3, 1, 2, 1, 1, 0], [1, 4, 1, 1, 2, 1]])  # replicate 0: 5 distinct rows + padding
+    full = [distinct[b].repeat_interleave(repeats[b], dim=0)[None] for b in range(2)]  # 8 and 10 rows
+    code_full = [model.dataset_code(full[b], adj[:1]) for b in range(2)]
+    hidden, _ = model.encoder(distinct, adj, counts=repeats)
+    code = model.decoder.dataset_code(hidden, adj, distinct, counts=repeats)
+    z = _data(n=3, seed=6)
+    for b in range(2):
+        torch.testing.assert_close(code.mu[b:b + 1], code_full[b].mu, rtol=1e-5, atol=1e-5)
+        if cfg.decoder_pair_weights:
+            torch.testing.assert_close(code.pair_coef[b:b + 1], code_full[b].pair_coef, rtol=1e-4, atol=1e-5)
+        one = type(code)(*(None if f is None else f[b:b + 1] for f in code))
+        torch.testing.assert_close(model.decoder(one, z[b:b + 1], adj[:1]),
+                                   model.decoder(code_full[b], z[b:b + 1], adj[:1]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        model.encoder(distinct, adj, sample_mask=appended_rows_mask(3, 6), counts=repeats)
+
+
 # ---- shapes -------------------------------------------------------------------------------------------
 @torch.no_grad()
 @pytest.mark.parametrize("d", [1, 2, 7])

@@ -162,13 +162,25 @@ class AttentionBlock(nn.Module):
         self.mlp = MLP(cfg.width, cfg.mlp_ratio)
 
 
+def count_bias(counts: torch.Tensor) -> torch.Tensor:
+    """Row multiplicities (B, n) as an additive attention bias (B, 1, 1, 1, n): log(count), -inf for padding.
+    Attending over distinct rows with this bias equals attending over the rows with their repeats."""
+    return torch.log(counts.float())[:, None, None, None, :]
+
+
 class SampleAttention(AttentionBlock):
     """Attention across samples for each node (x laid out (B, d, n, h)), then an MLP. ``sample_mask`` (n, n),
-    optional: row s may look at row t iff ``sample_mask[s, t]``."""
+    optional: row s may look at row t iff ``sample_mask[s, t]``. ``counts`` (B, n), optional: each row stands
+    for that many identical rows (0: padding, seen by no row); not with ``sample_mask``."""
 
-    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None,
+                counts: torch.Tensor | None = None) -> torch.Tensor:
         B, d, n, h = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 1, 4, 2, 5)
+        if counts is not None:
+            if sample_mask is not None:
+                raise ValueError("counts and sample_mask cannot be combined")
+            sample_mask = count_bias(counts).to(q.dtype)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=sample_mask)  # (B, d, heads, n, e)
         x = x + self.out(a.transpose(2, 3).reshape(B, d, n, h))
         return x + self.mlp(self.ln2(x))
@@ -182,13 +194,15 @@ class NodeAttention(AttentionBlock):
         super().__init__(cfg)
         self.pair = PairBias(cfg.width, cfg.pair_features, self.heads, cfg.pair_values) if cfg.pair_features else None
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor, pair_rows: torch.Tensor | None = None) -> torch.Tensor:
-        """``pair_rows`` (n,) bool, optional: the rows whose statistics make the pair bias (default all)."""
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, pair_rows: torch.Tensor | None = None,
+                counts: torch.Tensor | None = None) -> torch.Tensor:
+        """``pair_rows`` (n,) bool, optional: the rows whose statistics make the pair bias (default all).
+        ``counts`` (B, n), optional: row multiplicities for those statistics (see ``SampleAttention``)."""
         B, d, n, h = x.shape
         normed = self.ln1(x)
         q, k, v = self.qkv(normed).view(B, d, n, 3, self.heads, h // self.heads).permute(3, 0, 2, 4, 1, 5)
         bias, gains = (None, None) if self.pair is None else self.pair(
-            normed if pair_rows is None else normed[:, :, pair_rows])
+            normed if pair_rows is None else normed[:, :, pair_rows], counts)
         a = dag_attention(q, k, v, allowed[:, None, None], bias)  # (B, n, heads, d, e)
         if gains is not None:  # signed weights over the parents only: a root still gets exactly zero
             a = a + (gains * allowed[:, None, None]).to(v.dtype) @ v
@@ -196,10 +210,14 @@ class NodeAttention(AttentionBlock):
         return x + self.mlp(self.ln2(x))
 
 
-def pair_moments(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+def pair_moments(left: torch.Tensor, right: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
     """Sample means of products of c features of node i (``left`` (B, d, n, c)) and of node j (``right``):
-    (B, d, d, c*c), the statistics of every node pair (i, j) over the rows."""
-    return torch.einsum("bisc,bjsk->bijck", left, right).flatten(-2) / left.shape[2]
+    (B, d, d, c*c), the statistics of every node pair (i, j) over the rows (``counts`` (B, n): weighted by the
+    rows' multiplicities)."""
+    if counts is None:
+        return torch.einsum("bisc,bjsk->bijck", left, right).flatten(-2) / left.shape[2]
+    weights = (counts / counts.sum(dim=1, keepdim=True)).to(left.dtype)
+    return torch.einsum("bisc,bjsk,bs->bijck", left, right, weights).flatten(-2)
 
 
 class PairBias(nn.Module):
@@ -219,10 +237,11 @@ class PairBias(nn.Module):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor,
+                counts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, d, n, h) -> score bias and pair weights (None without ``values``), each (B, 1, heads, d, d),
         laid out for ``dag_attention`` over (B, n, heads, d, e)."""
-        moments = pair_moments(self.left(x), self.right(x))
+        moments = pair_moments(self.left(x), self.right(x), counts)
         bias = self.to_heads(moments).permute(0, 3, 1, 2).unsqueeze(1)
         gains = None if self.to_gains is None else self.to_gains(moments).permute(0, 3, 1, 2).unsqueeze(1)
         return bias, gains
@@ -241,11 +260,11 @@ class PairWeights(nn.Module):
         nn.init.zeros_(self.mlp[2].weight)
         nn.init.zeros_(self.mlp[2].bias)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens x (B, d, n, h), ``allowed`` (B, d, d) (row i: the parents of i) -> weights (B, d, d), float32,
         exactly 0 where not allowed."""
         x = self.norm(x)
-        return self.mlp(pair_moments(self.left(x), self.right(x))).squeeze(-1).float() * allowed
+        return self.mlp(pair_moments(self.left(x), self.right(x), counts)).squeeze(-1).float() * allowed
 
 
 class DatasetEncoder(nn.Module):
@@ -256,15 +275,18 @@ class DatasetEncoder(nn.Module):
         self.node_blocks = nn.ModuleList(NodeAttention(cfg) for _ in range(cfg.encoder_layers))
         self.head = nn.Sequential(nn.LayerNorm(cfg.width), MLP(cfg.width, cfg.mlp_ratio), nn.Linear(cfg.width, 1))
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor,
-                sample_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, adj: torch.Tensor, sample_mask: torch.Tensor | None = None,
+                counts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, n, d), adj (B, d, d) -> token embeddings (B, d, n, h) and predicted f(x) (B, n, d).
-        ``sample_mask`` (n, n), optional: which rows each row's sample attention may see."""
+        ``sample_mask`` (n, n), optional: which rows each row's sample attention may see. ``counts`` (B, n),
+        optional: each row stands for that many identical rows (0: padding), so a context with repeated rows
+        (a bootstrap resample) can pass each distinct row once; the distinct rows' embeddings are then those
+        of the full context, to float rounding."""
         allowed = parents_mask(adj)
         pair_rows = None if sample_mask is None else sample_mask.all(dim=0)  # rows every row sees: the context
         hidden = self.embed(x.transpose(1, 2).unsqueeze(-1))
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
-            hidden = node_block(sample_block(hidden, sample_mask), allowed, pair_rows)
+            hidden = node_block(sample_block(hidden, sample_mask, counts), allowed, pair_rows, counts)
         return hidden, self.head(hidden).squeeze(-1).transpose(1, 2)
 
 
@@ -356,13 +378,19 @@ class FixedPointDecoder(nn.Module):
         if cfg.decoder_context:
             self.context_norm = nn.LayerNorm(h)
 
-    def dataset_code(self, hidden: torch.Tensor, adj: torch.Tensor, context: torch.Tensor) -> DatasetCode:
-        """Encoder embeddings of the context (B, d, n, h) and the context itself (B, n, d) -> DatasetCode."""
+    def dataset_code(self, hidden: torch.Tensor, adj: torch.Tensor, context: torch.Tensor,
+                     counts: torch.Tensor | None = None) -> DatasetCode:
+        """Encoder embeddings of the context (B, d, n, h) and the context itself (B, n, d) -> DatasetCode.
+        ``counts`` (B, n), optional: row multiplicities, as in ``DatasetEncoder.forward`` (not with
+        ``decoder_context``, whose context memory attends over the rows themselves)."""
         allowed = parents_mask(adj)
+        if counts is not None and self.context:
+            raise ValueError("counts are not supported with decoder_context")
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks):
-            hidden = node_block(sample_block(hidden), allowed)
-        mu = self.code_norm(hidden.amax(dim=2))
-        pair_coef = None if self.pair_weights is None else self.pair_weights(hidden, allowed)
+            hidden = node_block(sample_block(hidden, counts=counts), allowed, counts=counts)
+        pooled = hidden if counts is None else hidden.masked_fill((counts == 0)[:, None, :, None], float("-inf"))
+        mu = self.code_norm(pooled.amax(dim=2))
+        pair_coef = None if self.pair_weights is None else self.pair_weights(hidden, allowed, counts)
         tokens, rows = (hidden, context) if self.context else (None, None)
         return DatasetCode(mu, pair_coef, tokens, rows)
 
