@@ -217,7 +217,8 @@ def pair_moments(left: torch.Tensor, right: torch.Tensor, counts: torch.Tensor |
     if counts is None:
         return torch.einsum("bisc,bjsk->bijck", left, right).flatten(-2) / left.shape[2]
     weights = (counts / counts.sum(dim=1, keepdim=True)).to(left.dtype)
-    return torch.einsum("bisc,bjsk,bs->bijck", left, right, weights).flatten(-2)
+    # weight one side first: a three-operand einsum here took ~100x the time of this two-operand one
+    return torch.einsum("bisc,bjsk->bijck", left * weights[:, None, :, None], right).flatten(-2)
 
 
 class PairBias(nn.Module):
