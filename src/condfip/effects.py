@@ -171,15 +171,16 @@ def _cat_codes(codes: list):
     return type(codes[0])(*(None if fields[0] is None else torch.cat(fields) for fields in zip(*codes)))
 
 
-def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices of B resamples (B, n) -> each resample's distinct indices and their counts, (B, L) each,
-    padded to the longest with index 0 and count 0."""
-    found = [np.unique(r, return_counts=True) for r in rows]
-    width = max(len(u) for u, _ in found)
+    padded to the longest with index 0 and count 0, and where each of the n rows sits among them (B, n)."""
+    found = [np.unique(r, return_counts=True, return_inverse=True) for r in rows]
+    width = max(len(u) for u, _, _ in found)
     index, counts = np.zeros((len(rows), width), dtype=np.int64), np.zeros((len(rows), width))
-    for b, (u, c) in enumerate(found):
-        index[b, :len(u)], counts[b, :len(u)] = u, c
-    return index, counts
+    position = np.empty(rows.shape, dtype=np.int64)
+    for b, (u, inverse, c) in enumerate(found):
+        index[b, :len(u)], counts[b, :len(u)], position[b] = u, c, inverse
+    return index, counts, position
 
 
 class _Replicates:
@@ -194,11 +195,11 @@ class _Replicates:
         self.mean, self.std = x.mean(axis=1), x.std(axis=1, ddof=1)  # (B, d)
         B, n, d = x.shape
         self.adj = scm.adj.expand(B, d, d)
-        counts = None
+        counts = position = None
         if not self.network.config.decoder_context:
             # each resample's distinct rows once, with their multiplicities (about 63% of the rows): the
             # encoder's attention and statistics over them equal those over the repeated rows
-            rows, counts = distinct_rows(rows)
+            rows, counts, position = distinct_rows(rows)
             x_in = context[rows]
             counts = torch.as_tensor(counts, dtype=torch.float32)
         else:
@@ -219,7 +220,11 @@ class _Replicates:
         with torch.no_grad():  # the decoder's context memory (None without decoder_context): once, not per pass
             self.memory = self.network.decoder.context_memory(self.code, self.adj)
         self.context = x
-        self.pool = x - self.mechanism(x, None)  # each replicate's context noise: where its fresh noise comes from
+        # each replicate's context noise, where its fresh noise comes from (the decoder over distinct rows only)
+        if position is None:
+            self.pool = x - self.mechanism(x, None)
+        else:
+            self.pool = x - np.take_along_axis(self.mechanism(x_in, None), position[:, :, None], axis=1)
 
     def mechanism(self, x: np.ndarray, nodes: np.ndarray | None) -> np.ndarray:
         """f_b(x_b) for every replicate b, in the user's units: (B, m, d) -> (B, m, len(nodes) or d)."""
