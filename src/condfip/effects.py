@@ -12,9 +12,9 @@ says how much the answer moves when the context rows are resampled (plus Monte C
 the network's own error (a mechanism it misjudges the same way on every resample): on simulated SCMs its 95%
 interval contained the true effect about half the time. The *model-error* part adds ``c * size``, where
 ``size`` (:func:`model_scale`) is how far the question moves the intervened ancestors of the target, in units
-of how freely each varies beside its co-parents in the context, times the target's SD, and ``c`` is calibrated by split conformal prediction on simulated SCMs of the
-training prior (``weights/effect.json``, written by ``tools/effect_coverage.py calibrate``; the README gives
-the coverage measured on held-out simulated SCMs). The interval is ``estimate +- (z * SD + c * size)``, so it
+of how freely each varies beside its co-parents in the context, times the target's SD, and ``c`` is calibrated
+by split conformal prediction on simulated SCMs of the training prior (``weights/effect.json``, written by
+``tools/effect_coverage.py calibrate``; the README gives the coverage measured on held-out simulated SCMs). The interval is ``estimate +- (z * SD + c * size)``, so it
 always contains its estimate; it is calibrated on the simulator's prior, not guaranteed on your data, and only
 for the weights it was calibrated with (other weights get the resampling part alone, and say so). Fewer than
 ``MIN_REPLICATES`` replicates are refused (``bootstrap=0``: the estimate alone). ``method="noise"`` (any SCM)
