@@ -305,15 +305,15 @@ def test_a_format_2_file_without_confidences_still_loads(small, weights, tmp_pat
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from condfip.saved import EDGE_ATTRIBUTE_KEYS, METADATA_KEY, content_checksum
+    from condfip.saved import EDGE_ATTRIBUTE_KEYS, FORMAT_VERSION, METADATA_KEY, content_checksum
 
     scm = condfip.load_pretrained(weights).infer(small.data, small.scm.graph)
     path = scm.save(tmp_path / "scm.safetensors")
     with safe_open(str(path), framework="pt") as fh:
         meta = json.loads(fh.metadata()[METADATA_KEY])
         tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
-    assert meta["format_version"] == 3
-    for key in EDGE_ATTRIBUTE_KEYS:  # what a version 2 file is: the same document without these keys
+    assert meta["format_version"] == FORMAT_VERSION
+    for key in (*EDGE_ATTRIBUTE_KEYS, "mechanisms"):  # a version 2 file: the same document without these keys
         del meta[key]
     meta["format_version"] = 2
     meta["checksum"] = content_checksum(meta, tensors)

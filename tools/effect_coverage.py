@@ -41,7 +41,7 @@ def setting(index: int) -> dict:
             "rows": (100, 400)[(index // 4) % 2], "nodes": (5, 10, 20)[(index // 8) % 3]}
 
 
-def one(index: int, seed: int, weights: str | None) -> dict:
+def one(index: int, seed: int, weights: str | None, mechanisms: str = "network") -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -69,7 +69,7 @@ def one(index: int, seed: int, weights: str | None) -> dict:
         reference = {x: float(b)}
     truth_eps = data.scm.draw_noise_array(TRUTH_ROWS, np.random.default_rng([seed, index, 1]))
     truth = float(_means(data.scm, {x: a}, reference or {}, truth_eps)[data.scm.columns.index(y)])
-    scm = condfip.load_pretrained(weights).infer(data.data, graph)
+    scm = condfip.load_pretrained(weights).infer(data.data, graph, mechanisms=mechanisms)
     start = time.perf_counter()
     estimate, replicates = effect_table(scm, {x: a}, reference, n=1000, bootstrap=BOOTSTRAP, seed=index,
                                         targets=[y])
@@ -99,7 +99,7 @@ def rescore(args) -> None:
             continue
         sim = simulate(PRESETS[r["prior"]], nodes=r["nodes"], samples=r["rows"], seed=seed, index=r["index"],
                        mechanism=r["mechanism"])
-        scm = model.infer(sim.data, sim.scm.graph)
+        scm = model.infer(sim.data, sim.scm.graph, mechanisms=data.get("mechanisms", "network"))
         reference = None if r["b"] is None else {r["x"]: r["b"]}
         estimate, _ = effect_table(scm, {r["x"]: r["a"]}, reference, n=1000, bootstrap=0, seed=r["index"])
         if abs(estimate[scm.columns.index(r["y"])] - r["estimate"]) > 1e-9 * (1 + abs(r["estimate"])):
@@ -139,7 +139,8 @@ def run(args) -> None:
     from condfip.atomic import atomic_write_text
 
     command = (f"python tools/effect_coverage.py run --scms {args.scms} --seed {args.seed}"
-               + (f" --weights {args.weights}" if args.weights else ""))
+               + (f" --weights {args.weights}" if args.weights else "")
+               + (f" --mechanisms {args.mechanisms}" if args.mechanisms != "network" else ""))
     rows: list[dict] = []
     path = Path(args.out)
     if path.is_file():
@@ -150,8 +151,9 @@ def run(args) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for index in range(len(rows), args.scms):
-        rows.append(one(index, args.seed, args.weights))
-        atomic_write_text(path, json.dumps({"command": command, "bootstrap": BOOTSTRAP, "finished": len(rows),
+        rows.append(one(index, args.seed, args.weights, args.mechanisms))
+        atomic_write_text(path, json.dumps({"command": command, "mechanisms": args.mechanisms, "bootstrap": BOOTSTRAP,
+                                            "finished": len(rows),
                                             "requested": args.scms, "rows": rows}, indent=1) + "\n")
         print(f"{len(rows)}/{args.scms} {time.perf_counter() - start:.0f} s", flush=True)
 
@@ -166,6 +168,7 @@ def calibrate(args) -> None:
     out = {"what": "model-error calibration of effect's interval (condfip.effects.conformal_quantile): "
                    "[|estimate - truth|, SD of the bootstrap replicates, size] on simulated SCMs",
            "command": data["command"], "weights_sha256": sha256(WEIGHTS_DIR / WEIGHTS_FILE),
+           "mechanisms": data.get("mechanisms", "network"),  # rows files without the key predate kernel ones
            "rows": [[round(float(v), 6) for v in row] for row in rows]}
     atomic_write_text(args.out, json.dumps(out) + "\n")
     print(f"{len(rows)} SCMs; c(0.95) = {conformal_quantile(rows, 0.95):.4f} -> {args.out}")
@@ -192,6 +195,7 @@ def main() -> None:
     p.add_argument("--scms", type=int, default=120)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--weights", default=None)
+    p.add_argument("--mechanisms", default="network", choices=("network", "kernel"))
     p.add_argument("--out", required=True)
     p = sub.add_parser("calibrate")
     p.add_argument("rows")

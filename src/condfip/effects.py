@@ -84,11 +84,11 @@ class Effect:
     def covers(self) -> str:
         """What the interval covers, in words."""
         if self.method == "context rows" and self.calibrated:
-            return ("resampling of the context rows and the network's error as calibrated on simulated SCMs "
+            return ("resampling of the context rows and the model's error as calibrated on simulated SCMs "
                     "(not a guarantee on your data)")
         if self.method == "context rows":
             return ("resampling of the context rows only, not the model's own error (no model-error "
-                    "calibration for these weights)")
+                    "calibration for these weights and mechanisms)")
         return "Monte Carlo noise only"
 
     def __str__(self) -> str:
@@ -129,14 +129,16 @@ def conformal_quantile(rows, level: float) -> float:
 
 
 def _calibration_for(scm) -> dict | None:
-    """The shipped calibration if it applies to this SCM: an inferred SCM (context bootstrap) of the weights it
-    was calibrated with, empirical noise (as calibrated)."""
+    """The shipped calibration if it applies to this SCM: an inferred SCM (context bootstrap) of the weights and
+    the mechanisms (``"kernel"`` or ``"network"``) it was calibrated with, empirical noise (as calibrated)."""
     calibration = load_calibration()
     card = getattr(scm, "card", None) or {}
     if calibration is None or not card.get("sha256") or card["sha256"] != calibration.get("weights_sha256"):
         return None
     if getattr(scm, "noise_model", None) != "empirical" or type(scm).__name__ != "InferredSCM":
         return None
+    if getattr(scm, "mechanisms", None) != calibration.get("mechanisms", "network"):
+        return None  # calibrated on the other mechanisms (files without the key predate the kernel ones)
     return calibration
 
 
@@ -204,23 +206,43 @@ class _Replicates:
             counts = torch.as_tensor(counts, dtype=torch.float32)
         else:
             x_in = x
-        z = torch.as_tensor((x_in - self.mean[:, None]) / self.std[:, None], dtype=torch.float32)
-        per = max(1, int(BATCH_MEMORY // max(1, estimate_infer_memory(n, d, self.network.config, query_rows=1))))
-        self.steps = -(-B // per) + 2  # the encoder batches, then the two arms' fixed points
-        self.progress = progress or (lambda done, total: None)
-        codes = []
-        with torch.no_grad():
-            for k, start in enumerate(range(0, B, per)):
-                part = slice(start, start + per)
-                some = None if counts is None else counts[part]
-                hidden, _ = self.network.encoder(z[part], self.adj[part], counts=some)
-                codes.append(self.network.decoder.dataset_code(hidden, self.adj[part], z[part], counts=some))
-                self.progress(k + 1, self.steps)
-        self.code = _cat_codes(codes)
-        with torch.no_grad():  # the decoder's context memory (None without decoder_context): once, not per pass
-            self.memory = self.network.decoder.context_memory(self.code, self.adj)
         self.context = x
-        # each replicate's context noise, where its fresh noise comes from (the decoder over distinct rows only)
+        self.progress = progress or (lambda done, total: None)
+        # kernel mechanisms: each replicate refits the SCM's per-node regressions on its own rows (the kernel and
+        # ridge the SCM chose are kept; the distinct rows weighted by their counts); no network pass
+        self.kernel = scm.kernel if getattr(scm, "mechanisms", "network") == "kernel" else None
+        self.corrections: dict[int, list] = {}
+        if self.kernel is None:
+            z = torch.as_tensor((x_in - self.mean[:, None]) / self.std[:, None], dtype=torch.float32)
+            per = max(1, int(BATCH_MEMORY // max(1, estimate_infer_memory(n, d, self.network.config,
+                                                                           query_rows=1))))
+            self.steps = -(-B // per) + 2  # the encoder batches, then the two arms' fixed points
+            codes = []
+            with torch.no_grad():
+                for k, start in enumerate(range(0, B, per)):
+                    part = slice(start, start + per)
+                    some = None if counts is None else counts[part]
+                    hidden, _ = self.network.encoder(z[part], self.adj[part], counts=some)
+                    codes.append(self.network.decoder.dataset_code(hidden, self.adj[part], z[part], counts=some))
+                    self.progress(k + 1, self.steps)
+            self.code = _cat_codes(codes)
+            with torch.no_grad():  # the decoder's context memory (None without decoder_context): once per batch
+                self.memory = self.network.decoder.context_memory(self.code, self.adj)
+        else:
+            self.steps = 3  # the refits, then the two arms' fixed points
+            from condfip.kernel_mechanisms import solve
+
+            weights = np.ones(x.shape[:2]) if counts is None else counts.double().numpy()
+            z_in = (x_in - self.mean[:, None]) / self.std[:, None]
+            for i, fit in self.kernel.fits.items():
+                self.corrections[i] = []
+                for b in range(B):
+                    keep = weights[b] > 0
+                    a = z_in[b, keep][:, fit.parents]
+                    self.corrections[i].append(
+                        (a, solve(a, z_in[b, keep, i], fit.lengthscale, fit.ridge, weights[b, keep])))
+            self.progress(1, self.steps)
+        # each replicate's context noise, where its fresh noise comes from (the mechanisms over distinct rows only)
         if position is None:
             self.pool = x - self.mechanism(x, None)
         else:
@@ -228,9 +250,24 @@ class _Replicates:
 
     def mechanism(self, x: np.ndarray, nodes: np.ndarray | None) -> np.ndarray:
         """f_b(x_b) for every replicate b, in the user's units: (B, m, d) -> (B, m, len(nodes) or d)."""
+        cols = slice(None) if nodes is None else nodes
+        if self.kernel is None:
+            return self.mean[:, None, cols] + self.std[:, None, cols] * self._decoder(x, nodes)
+        from condfip.kernel_mechanisms import kernel
+
+        which = np.arange(x.shape[2]) if nodes is None else np.asarray(nodes)
+        out = np.zeros(x.shape[:2] + (len(which),))  # roots: their context mean
+        z = (x - self.mean[:, None]) / self.std[:, None]
+        for col, i in enumerate(which):
+            fit = self.kernel.fits.get(int(i))
+            for b, (a, alpha) in enumerate(self.corrections.get(int(i), [])):
+                out[b, :, col] = kernel(z[b][:, fit.parents], a, fit.lengthscale) @ alpha
+        return self.mean[:, None, cols] + self.std[:, None, cols] * out
+
+    def _decoder(self, x: np.ndarray, nodes: np.ndarray | None) -> np.ndarray:
+        """The network decoder's T_b(x_b) per replicate, in standardised units."""
         from condfip.memory import ROW_CHUNK
 
-        cols = slice(None) if nodes is None else nodes
         index = None if nodes is None else torch.as_tensor(nodes)
         out = np.empty(x.shape[:2] + (x.shape[2] if nodes is None else len(nodes),))
         rows = max(1, ROW_CHUNK // max(1, x.shape[0]))
@@ -240,7 +277,7 @@ class _Replicates:
                 z = torch.as_tensor((x[:, part] - self.mean[:, None]) / self.std[:, None], dtype=torch.float32)
                 out[:, part] = self.network.decoder(self.code, z, self.adj, nodes=index,
                                                       memory=self.memory).double().numpy()
-        return self.mean[:, None, cols] + self.std[:, None, cols] * out
+        return out
 
     def noise(self, u: np.ndarray) -> np.ndarray:
         """Fresh noise for every replicate from the same draws ``u`` (n, d): uniforms through each replicate's

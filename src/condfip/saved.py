@@ -9,7 +9,9 @@ the noise model, the default sample size and hard interventions; since version 3
 carries (``condfip.discover``): each edge's bootstrap ``confidence`` (``edge_confidence``: [cause, effect,
 confidence] for the edges that have one), the required edges (``given_edges``) and ``graph_source``, so that
 the trust report of a loaded SCM still lists the low-confidence edges. Version 2 files (without them) load,
-with no confidences and ``graph_source`` "given".
+with no confidences and ``graph_source`` "given". Since version 4 the document names the SCM's ``mechanisms``
+("kernel" or "network"; the kernel regressions are refitted from the stored context on load, deterministically);
+files of versions 2 and 3 were all "network" SCMs and load as such.
 
 A loaded SCM answers exactly as the original (bitwise, for the same weights and seed): it uses the stored
 code and standardisation rather than recomputing them. Weights whose sha256 differs from the recorded one
@@ -40,8 +42,8 @@ from condfip.model import DatasetCode
 from condfip.pretrained import sha256
 from condfip.version import __version__
 
-FORMAT_VERSION = 3  # 2: with the content checksum; 3: with the discovered graph's edge confidences
-READABLE_VERSIONS = (2, 3)
+FORMAT_VERSION = 4  # 2: with the content checksum; 3: with the discovered graph's edge confidences; 4: mechanisms
+READABLE_VERSIONS = (2, 3, 4)
 METADATA_KEY = "condfip_scm"
 REQUIRED_KEYS = ("checksum", "columns", "edges", "index", "abduction", "noise_model", "default_n", "interventions",
                  "weights_sha256", "model")
@@ -96,6 +98,7 @@ def save_scm(scm, path: str | os.PathLike) -> Path:
         "index": _index_to_json(scm.context.index),
         "abduction": scm.abduction,
         "noise_model": scm.noise_model,
+        "mechanisms": scm.mechanisms,
         "default_n": int(scm.default_n),
         "interventions": {node: float(value) for node, value in scm.interventions.items()},
     }
@@ -151,7 +154,8 @@ def _check_integrity(meta: dict, tensors: dict[str, torch.Tensor], where: str) -
     """The checksum, the keys, the graph (a DAG over the columns) and the tensors (finite, shapes that fit)."""
     if not isinstance(meta, dict):
         raise InputError(f"{where} has a corrupt header (not a JSON object); fix: save the SCM again")
-    required = REQUIRED_KEYS + (EDGE_ATTRIBUTE_KEYS if meta.get("format_version", 0) >= 3 else ())
+    required = REQUIRED_KEYS + (EDGE_ATTRIBUTE_KEYS if meta.get("format_version", 0) >= 3 else ()) + (
+        ("mechanisms",) if meta.get("format_version", 0) >= 4 else ())
     absent = [key for key in required if key not in meta]
     if absent:
         raise InputError(f"{where} lacks the key(s) {absent} in its header; fix: save the SCM again")
@@ -186,6 +190,9 @@ def _check_integrity(meta: dict, tensors: dict[str, torch.Tensor], where: str) -
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise InputError(f"{where} holds NaN or inf in its {name!r} tensor; fix: save the SCM again from "
                              f"finite data")
+    if meta.get("mechanisms", "network") not in ("kernel", "network"):
+        raise InputError(f"{where} has mechanisms {meta.get('mechanisms')!r}, not 'kernel' or 'network'; fix: "
+                         f"save the SCM again")
     if not (tensors["std"] > 0).all():
         raise InputError(f"{where} has a zero or negative standard deviation; fix: save the SCM again")
 
@@ -233,6 +240,7 @@ class SavedSCM(NamedTuple):
     default_n: int
     graph_source: str
     interventions: dict[str, float]
+    mechanisms: str = "network"
 
 
 def read_scm(path: str | os.PathLike, card: dict, weights_file: str | os.PathLike) -> SavedSCM:
@@ -270,4 +278,5 @@ def read_scm(path: str | os.PathLike, card: dict, weights_file: str | os.PathLik
                     std=tensors["std"].numpy().copy(), code=code, abduction=meta["abduction"],
                     noise_model=meta["noise_model"], default_n=int(meta["default_n"]),
                     graph_source=meta.get("graph_source", "given"),
-                    interventions={node: float(value) for node, value in (meta.get("interventions") or {}).items()})
+                    interventions={node: float(value) for node, value in (meta.get("interventions") or {}).items()},
+                    mechanisms=meta.get("mechanisms", "network"))

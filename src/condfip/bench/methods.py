@@ -2,6 +2,9 @@
 then asked everything through the one SCM interface.
 
 - ``condfip``: the shipped weights (``condfip.load_pretrained()``), zero-shot ``infer``, default abduction.
+- ``condfip-kernel`` (optional): ``infer(..., mechanisms="kernel")``: the encoder head still abducts noise, but
+  generation runs through per-node kernel ridge regressions fitted in closed form on the context
+  (``condfip.kernel_mechanisms``); not the network, so reported apart.
 - ``condfip-decoder`` / ``condfip-encoder``: the same network forced to abduct noise with the decoder
   (``x - T(x)``) or the encoder head; ``condfip`` uses the model card's default (the better on validation).
 - ``condfip+ols``: ``model.infer(..., least_squares=True)``: ``condfip`` plus per-node least-squares corrections
@@ -25,7 +28,7 @@ from condfip.baselines import DoWhySCM, DoWhyWorker, OLSParentsSCM, ZeroNoiseSCM
 from condfip.scm import SCM
 
 METHODS = ("condfip", "condfip-decoder", "condfip+ols", "dowhy", "ols-parents", "oracle", "zero-noise")
-OPTIONAL_METHODS = ("condfip-encoder",)
+OPTIONAL_METHODS = ("condfip-encoder", "condfip-kernel")
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 
 
@@ -70,6 +73,8 @@ class Methods:
         start = time.perf_counter()
         if name == "condfip":
             scm = self.model.infer(context, graph)
+        elif name == "condfip-kernel":
+            scm = self.model.infer(context, graph, mechanisms="kernel")
         elif name == "condfip-encoder":
             scm = self.model.infer(context, graph, abduction="encoder")
         elif name == "condfip-decoder":

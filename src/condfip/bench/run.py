@@ -42,7 +42,7 @@ from condfip.bench.suites import (
 from condfip.bench.tasks import PAPER_TASKS, TASKS, run_tasks
 
 PARTS = ("synthetic", "sachs", "scale")
-SYNTH_METHODS_ORDER = ("condfip", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy", "ols-parents",
+SYNTH_METHODS_ORDER = ("condfip", "condfip-kernel", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy", "ols-parents",
                        "zero-noise", "oracle")
 
 

@@ -1,0 +1,127 @@
+"""Kernel mechanisms (``condfip.kernel_mechanisms``, ``infer(..., mechanisms="kernel")``): the closed-form
+leave-one-out choice, the parents-only regressions, lines that continue beyond the context, exact round trips,
+saved SCMs and the effect bootstrap's refits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import condfip
+from condfip.errors import InputError
+from condfip.kernel_mechanisms import KernelMechanisms, kernel, select, solve
+from test_inference import chain_data, random_model
+
+
+def test_closed_form_leave_one_out_equals_refitting_without_each_row():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((30, 2))
+    y = np.sin(a[:, 0]) + a[:, 1] + 0.1 * rng.standard_normal(30)
+    lengthscale, ridge, _, loo_rmse = select(a, y)
+    errors = []
+    for j in range(len(a)):
+        keep = np.arange(len(a)) != j
+        alpha = solve(a[keep], y[keep], lengthscale, ridge)
+        errors.append(y[j] - kernel(a[j:j + 1], a[keep], lengthscale) @ alpha)
+    assert loo_rmse == pytest.approx(float(np.sqrt(np.mean(np.square(errors)))), rel=1e-6)
+
+
+def test_a_linear_mechanism_gets_a_line_that_continues_beyond_the_context():
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal(300)
+    x1 = 0.8 * x0 + 0.6 * rng.standard_normal(300)
+    x = np.column_stack([x0, x1, 0.5 * x0 - 0.7 * x1 + 0.05 * rng.standard_normal(300)])
+    adj = np.zeros((3, 3), dtype=bool)
+    adj[0, 1] = adj[0, 2] = adj[1, 2] = True
+    mech = KernelMechanisms(x, adj)
+    far = np.array([[6.0, -6.0, 0.0], [-8.0, 8.0, 0.0]])  # 6-8 SDs beyond anything in the context
+    np.testing.assert_allclose(mech.predict(far, np.array([2]))[:, 0], 0.5 * far[:, 0] - 0.7 * far[:, 1], atol=0.1)
+    assert mech.fits[2].lengthscale is None or mech.fits[2].loo_rmse < 0.06
+
+
+def test_a_nonlinear_mechanism_is_fitted_better_than_by_a_line():
+    rng = np.random.default_rng(2)
+    x0 = rng.uniform(-2, 2, 400)
+    x = np.column_stack([x0, 2 * np.tanh(2 * x0) + 0.1 * rng.standard_normal(400)])
+    adj = np.array([[False, True], [False, False]])
+    mech = KernelMechanisms(x, adj)
+    grid = np.column_stack([np.linspace(-1.8, 1.8, 50), np.zeros(50)])
+    error = mech.predict(grid, np.array([1]))[:, 0] - 2 * np.tanh(2 * grid[:, 0])
+    assert mech.fits[1].lengthscale is not None and np.sqrt(np.mean(error**2)) < 0.1
+
+
+def test_weighted_rows_equal_repeated_rows():
+    rng = np.random.default_rng(3)
+    a, y = rng.standard_normal((12, 2)), rng.standard_normal(12)
+    counts = rng.integers(1, 4, 12)
+    repeated = np.repeat(np.arange(12), counts)
+    weighted = solve(a, y, 1.0, 0.1, counts.astype(float))
+    plain = solve(a[repeated], y[repeated], 1.0, 0.1)
+    z = rng.standard_normal((5, 2))
+    np.testing.assert_allclose(kernel(z, a, 1.0) @ weighted, kernel(z, a[repeated], 1.0) @ plain, atol=1e-8)
+
+
+def test_kernel_scm_reads_parents_only_round_trips_and_fits_once():
+    data, graph = chain_data()
+    scm = random_model().infer(data, graph, mechanisms="kernel", abduction="decoder")
+    x = data.to_numpy()
+    np.testing.assert_allclose(scm.sample(noise=scm.noise(data)).to_numpy(), x, rtol=1e-9, atol=1e-9)
+    moved = x.copy()
+    moved[:, scm.columns.index("c")] += 5.0  # c is a parent of p44/42 only: no other mechanism may move
+    before, after = scm.mechanism_array(x), scm.mechanism_array(moved)
+    changed = np.abs(after - before).max(axis=0) > 1e-12
+    assert [scm.columns[i] for i in np.flatnonzero(changed)] == ["p44/42"]
+    fit = scm.kernel
+    assert scm.do({"a": 12.0}).kernel is fit  # interventions reuse the fitted regressions
+    root = scm.columns.index("e")
+    np.testing.assert_allclose(scm.mechanism_array(x)[:, root], x[:, root].mean())
+
+
+def test_kernel_and_network_mechanisms_differ_and_unknown_ones_are_refused():
+    data, graph = chain_data()
+    model = random_model()
+    kernel_scm, network_scm = (model.infer(data, graph, mechanisms=m) for m in ("kernel", "network"))
+    assert not np.allclose(kernel_scm.sample(20, seed=0).to_numpy(), network_scm.sample(20, seed=0).to_numpy())
+    with pytest.raises(InputError, match="mechanisms must be one of"):
+        model.infer(data, graph, mechanisms="gp")
+
+
+def test_a_saved_kernel_scm_loads_with_its_mechanisms_and_answers_the_same(tmp_path):
+    from tiny_weights import make_weights
+
+    weights = make_weights(tmp_path / "weights")
+    data, graph = chain_data()
+    scm = condfip.load_pretrained(weights).infer(data, graph, mechanisms="kernel")
+    loaded = condfip.load_scm(scm.save(tmp_path / "scm.safetensors"), weights=weights)
+    assert loaded.mechanisms == "kernel"
+    assert loaded.do({"b": 30.0}).sample(50, seed=4).equals(scm.do({"b": 30.0}).sample(50, seed=4))
+
+
+def test_effect_replicates_refit_the_kernel_regressions_on_their_rows():
+    from condfip.effects import _Replicates
+
+    data, graph = chain_data()
+    scm = random_model().infer(data, graph, mechanisms="kernel")
+    rows = np.random.default_rng(5).integers(0, len(data), (3, len(data)))
+    batch = _Replicates(scm, rows)
+    x = data.to_numpy()
+    node = scm.columns.index("c")
+    for b in range(3):
+        resampled = x[rows[b]]
+        mean, std = resampled.mean(axis=0), resampled.std(axis=0, ddof=1)
+        z = (resampled - mean) / std
+        fit = scm.kernel.fits[node]
+        alpha = solve(z[:, fit.parents], z[:, node], fit.lengthscale, fit.ridge)  # the repeated rows, unweighted
+        query = x[:7]
+        want = mean[node] + std[node] * (kernel(((query - mean) / std)[:, fit.parents], z[:, fit.parents],
+                                                fit.lengthscale) @ alpha)
+        got = batch.mechanism(np.repeat(query[None], 3, axis=0), np.array([node]))[b, :, 0]
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7)
+
+
+def test_kernel_effect_is_uncalibrated_and_says_so():
+    data, graph = chain_data()
+    effect = random_model().infer(data, graph, mechanisms="kernel").effect("c", {"a": 12.0}, {"a": 8.0},
+                                                                            bootstrap=20)
+    assert not effect.calibrated and effect.model_error == 0.0 and "only" in effect.covers
+    assert effect.low <= effect.estimate <= effect.high
