@@ -5,11 +5,13 @@
 Per validation cell (``condfip.train.VALIDATION_CELLS``, seed ``VALIDATION_SEED``): the decoder-abduction noise
 RMSE on 400 query rows (``dec``) and the mechanism RMSE on 400 rows under interventions up to 3 context SDs
 beyond the context (``int``), as ``tools/compare_weights.py`` scores them, for the shipped decoder T and the
-kernel regressions (``kernel``), both from the first ``--context`` rows; ``kernel s``: seconds per fit and
+kernel regressions (``kernel``; ``--baseline``: another version beside), all from the first ``--context`` rows; ``kernel s``: seconds per fit and
 prediction. One thread.
 """
 
 import argparse
+import importlib.util
+import sys
 import json
 import time
 
@@ -26,8 +28,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-cell", type=int, default=3)
     parser.add_argument("--context", type=int, default=400)
+    parser.add_argument("--baseline", default=None,
+                        help="a file defining another KernelMechanisms (e.g. an earlier version of the module, "
+                             "`git show REV:src/condfip/kernel_mechanisms.py > F`), scored beside as 'baseline'")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    others = {}
+    if args.baseline:
+        spec = importlib.util.spec_from_file_location("baseline_kernel", args.baseline)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        others["baseline"] = module.KernelMechanisms
     net, _ = build_network(None)
     net.eval()
     table = {}
@@ -52,6 +64,8 @@ def main() -> None:
                 mech = KernelMechanisms(ctx[0].double().numpy(), a)
                 answers["kernel"] = mech.predict(rows[0].double().numpy(), nodes)
                 acc.setdefault("kernel s", []).append(time.perf_counter() - start)
+                for name, other in others.items():
+                    answers[name] = other(ctx[0].double().numpy(), a).predict(rows[0].double().numpy(), nodes)
                 for name, t in answers.items():
                     acc.setdefault(f"{name} dec", []).append(rmse_per_sample(noise, q - t[:400], scored))
                     acc.setdefault(f"{name} int", []).append(rmse_per_sample(f[0].numpy(), t[400:], scored))

@@ -307,7 +307,8 @@ def test_a_format_2_file_without_confidences_still_loads(small, weights, tmp_pat
 
     from condfip.saved import EDGE_ATTRIBUTE_KEYS, FORMAT_VERSION, METADATA_KEY, content_checksum
 
-    scm = condfip.load_pretrained(weights).infer(small.data, small.scm.graph)
+    # version 2 files predate the kernel mechanisms: they were all network SCMs
+    scm = condfip.load_pretrained(weights).infer(small.data, small.scm.graph, mechanisms="network")
     path = scm.save(tmp_path / "scm.safetensors")
     with safe_open(str(path), framework="pt") as fh:
         meta = json.loads(fh.metadata()[METADATA_KEY])

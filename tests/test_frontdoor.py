@@ -194,8 +194,13 @@ def test_effect_adds_the_calibrated_model_error_for_its_weights_only(scm, monkey
 
     rows = [[float(err), 0.01, 1.0] for err in np.linspace(0.0, 1.0, 39)]
     calibration = tmp_path / "effect.json"
-    calibration.write_text(json.dumps({"weights_sha256": scm.card["sha256"], "rows": rows, "command": "test"}))
+    calibration.write_text(json.dumps({"weights_sha256": scm.card["sha256"], "rows": rows, "command": "test",
+                                       "mechanisms": "network"}))
     monkeypatch.setattr(effects, "CALIBRATION_FILE", calibration)
+    assert scm.mechanisms == "kernel"  # calibrated on the other mechanisms: the resampling part alone
+    assert not scm.effect("p44/42", {"a": 1.0}, {"a": -1.0}, n=200, bootstrap=20, seed=1).calibrated
+    calibration.write_text(json.dumps({"weights_sha256": scm.card["sha256"], "rows": rows, "command": "test",
+                                       "mechanisms": "kernel"}))
     eff = scm.effect("p44/42", {"a": 1.0}, {"a": -1.0}, n=200, bootstrap=20, seed=1)
     c = effects.conformal_quantile(rows, 0.95)
     size = effects.model_scale(scm, "p44/42", np.array([2.0, 0, 0, 0]), ["a"])
@@ -216,16 +221,21 @@ def test_shipped_effect_calibration_belongs_to_the_shipped_weights():
     from condfip.effects import CALIBRATION_FILE, conformal_quantile, load_calibration
     from condfip.pretrained import WEIGHTS_DIR, WEIGHTS_FILE, sha256
 
+    from condfip.inference import DEFAULT_MECHANISMS
+
     calibration = load_calibration(CALIBRATION_FILE)
     assert calibration is not None and calibration["weights_sha256"] == sha256(WEIGHTS_DIR / WEIGHTS_FILE)
+    assert calibration.get("mechanisms", "network") == DEFAULT_MECHANISMS
     assert len(calibration["rows"]) >= 60 and conformal_quantile(calibration["rows"], 0.95) > 0
 
 
 def test_batched_replicates_equal_one_by_one_reinference(scm):
-    """The batched bootstrap gives what re-inferring each resampled context alone gives, on the same draws."""
+    """With network mechanisms, the batched bootstrap gives what re-inferring each resampled context alone gives,
+    on the same draws (kernel replicates: tests/test_kernel_mechanisms.py)."""
     from condfip.effects import _resample_rows, bootstrap_replicates
     from condfip.inference import InferredSCM
 
+    scm = InferredSCM(scm.network, scm.card, scm.context, scm._graph, mechanisms="network")
     n, count = 50, 20
     batched = bootstrap_replicates(scm, {"a": 1.0}, {"a": -1.0}, n=n, bootstrap=count,
                                    rng=np.random.default_rng(5))
@@ -234,7 +244,7 @@ def test_batched_replicates_equal_one_by_one_reinference(scm):
     rows = [_resample_rows(context, rng) for _ in range(count)]
     u = rng.random((n, len(COLUMNS)))
     for b in range(count):
-        alone = InferredSCM(scm.network, scm.card, scm.context.iloc[rows[b]], scm._graph)
+        alone = InferredSCM(scm.network, scm.card, scm.context.iloc[rows[b]], scm._graph, mechanisms="network")
         pool = alone.context_noise()
         eps = np.stack([np.quantile(pool[:, j], u[:, j]) for j in range(len(COLUMNS))], axis=1)
         expected = alone.do({"a": 1.0}).solve(eps).mean(axis=0) - alone.do({"a": -1.0}).solve(eps).mean(axis=0)
@@ -365,7 +375,7 @@ def test_the_context_reading_decoder_round_trips_and_saves(data, tmp_path):
     """Weights whose decoder attends across the context rows: ``sample(noise=noise(x)) == x`` with decoder
     abduction, the cached context memory gives the uncached answer, and a saved SCM answers bitwise as before."""
     weights = make_weights(tmp_path / "context", context=True)
-    scm = condfip.load_pretrained(weights).infer(data, make_graph(), abduction="decoder")
+    scm = condfip.load_pretrained(weights).infer(data, make_graph(), abduction="decoder", mechanisms="network")
     assert scm.memory is not None and scm.memory is scm.memory
     np.testing.assert_allclose(scm.sample(noise=scm.noise(data)).to_numpy(), data.to_numpy(), rtol=0, atol=1e-9)
     x = scm._standardised(data.to_numpy())

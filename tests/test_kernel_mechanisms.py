@@ -9,21 +9,34 @@ import pytest
 
 import condfip
 from condfip.errors import InputError
-from condfip.kernel_mechanisms import KernelMechanisms, kernel, select, solve
+from condfip.kernel_mechanisms import KernelMechanisms, NodeFit, _linear_loo, _smooth_loo, select, solve
 from test_inference import chain_data, random_model
 
 
-def test_closed_form_leave_one_out_equals_refitting_without_each_row():
+def fitted(a, y, lengthscale, ridge, weights=None) -> NodeFit:
+    trend, alpha = solve(a, y, lengthscale, ridge, weights)
+    return NodeFit(np.arange(a.shape[1]), lengthscale, ridge, a, trend, alpha, 0.0)
+
+
+@pytest.mark.parametrize("lengthscale", [None, 0.7, 2.0])
+def test_closed_form_leave_one_out_equals_refitting_without_each_row(lengthscale):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((30, 2))
     y = np.sin(a[:, 0]) + a[:, 1] + 0.1 * rng.standard_normal(30)
-    lengthscale, ridge, _, loo_rmse = select(a, y)
-    errors = []
-    for j in range(len(a)):
-        keep = np.arange(len(a)) != j
-        alpha = solve(a[keep], y[keep], lengthscale, ridge)
-        errors.append(y[j] - kernel(a[j:j + 1], a[keep], lengthscale) @ alpha)
-    assert loo_rmse == pytest.approx(float(np.sqrt(np.mean(np.square(errors)))), rel=1e-6)
+    candidates = _linear_loo(a, y) if lengthscale is None else _smooth_loo(a, y, lengthscale)
+    for ridge, closed_form in candidates:
+        refitted = [y[j] - fitted(np.delete(a, j, 0), np.delete(y, j), lengthscale, ridge).predict(a[j:j + 1])[0]
+                    for j in range(len(a))]
+        np.testing.assert_allclose(closed_form, refitted, rtol=1e-6, atol=1e-9)
+
+
+def test_a_curve_must_beat_the_line_by_more_than_the_noise():
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((200, 1))
+    line = -0.97 * a[:, 0] + 0.2 * rng.standard_normal(200)
+    assert select(a, line)[0] is None  # a linear mechanism keeps its line, whatever tiny LOO gain a curve has
+    curve = np.sin(2 * a[:, 0]) + 0.2 * rng.standard_normal(200)
+    assert select(a, curve)[0] is not None
 
 
 def test_a_linear_mechanism_gets_a_line_that_continues_beyond_the_context():
@@ -55,10 +68,11 @@ def test_weighted_rows_equal_repeated_rows():
     a, y = rng.standard_normal((12, 2)), rng.standard_normal(12)
     counts = rng.integers(1, 4, 12)
     repeated = np.repeat(np.arange(12), counts)
-    weighted = solve(a, y, 1.0, 0.1, counts.astype(float))
-    plain = solve(a[repeated], y[repeated], 1.0, 0.1)
     z = rng.standard_normal((5, 2))
-    np.testing.assert_allclose(kernel(z, a, 1.0) @ weighted, kernel(z, a[repeated], 1.0) @ plain, atol=1e-8)
+    for lengthscale in (None, 1.0):
+        weighted = fitted(a, y, lengthscale, 0.1, counts.astype(float))
+        plain = fitted(a[repeated], y[repeated], lengthscale, 0.1)
+        np.testing.assert_allclose(weighted.predict(z), plain.predict(z), atol=1e-8)
 
 
 def test_kernel_scm_reads_parents_only_round_trips_and_fits_once():
@@ -111,10 +125,9 @@ def test_effect_replicates_refit_the_kernel_regressions_on_their_rows():
         mean, std = resampled.mean(axis=0), resampled.std(axis=0, ddof=1)
         z = (resampled - mean) / std
         fit = scm.kernel.fits[node]
-        alpha = solve(z[:, fit.parents], z[:, node], fit.lengthscale, fit.ridge)  # the repeated rows, unweighted
+        refit = fitted(z[:, fit.parents], z[:, node], fit.lengthscale, fit.ridge)  # the repeated rows, unweighted
         query = x[:7]
-        want = mean[node] + std[node] * (kernel(((query - mean) / std)[:, fit.parents], z[:, fit.parents],
-                                                fit.lengthscale) @ alpha)
+        want = mean[node] + std[node] * refit.predict(((query - mean) / std)[:, fit.parents])
         got = batch.mechanism(np.repeat(query[None], 3, axis=0), np.array([node]))[b, :, 0]
         np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7)
 

@@ -41,7 +41,7 @@ def setting(index: int) -> dict:
             "rows": (100, 400)[(index // 4) % 2], "nodes": (5, 10, 20)[(index // 8) % 3]}
 
 
-def one(index: int, seed: int, weights: str | None, mechanisms: str = "network") -> dict:
+def one(index: int, seed: int, weights: str | None, mechanisms: str) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -140,7 +140,7 @@ def run(args) -> None:
 
     command = (f"python tools/effect_coverage.py run --scms {args.scms} --seed {args.seed}"
                + (f" --weights {args.weights}" if args.weights else "")
-               + (f" --mechanisms {args.mechanisms}" if args.mechanisms != "network" else ""))
+               + f" --mechanisms {args.mechanisms}")
     rows: list[dict] = []
     path = Path(args.out)
     if path.is_file():
@@ -195,7 +195,7 @@ def main() -> None:
     p.add_argument("--scms", type=int, default=120)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--weights", default=None)
-    p.add_argument("--mechanisms", default="network", choices=("network", "kernel"))
+    p.add_argument("--mechanisms", default="kernel", choices=("kernel", "network"))
     p.add_argument("--out", required=True)
     p = sub.add_parser("calibrate")
     p.add_argument("rows")

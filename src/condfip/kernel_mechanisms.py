@@ -1,21 +1,24 @@
-"""Kernel mechanisms: each node's f_i(x_parents) as kernel ridge regression on the context rows, in closed form.
+"""Kernel mechanisms: each node's f_i(x_parents) as a kernel ridge regression on the context rows, in closed form.
 
 Generation (samples, interventions, counterfactuals) needs f_i at rows the context never held: parent values
 beyond the context's range, combinations it never saw. The network's decoder T sees the context only through a
 pooled code and was measured 2.5x worse than the encoder head (docs/training-log.md, "kernel mechanisms"); this
 module answers the same question by regression on the context rows themselves. For node i with parents P
-(standardised units), on the n context rows ``A = x[:, P]``:
+(standardised units), on the n context rows ``A = x[:, P]``, one of two models:
 
-    f_i(z) = k(z_P, A) @ alpha,   alpha = (K + ridge I)^-1 x_i,   K = k(A, A)
-    k(a, b) = 1 + a.b                                  (linear: a straight line, which continues its trend)
-            | 1 + a.b + exp(-|a - b|^2 / (2 ell^2))    (linear + RBF, ell = r sqrt(|P|), r in RADII)
+    linear:  f_i(z) = k(z, A) @ alpha,  k(a, c) = 1 + a.c                                (a ridge line)
+    smooth:  f_i(z) = k(z, A) @ alpha,  k(a, c) = 1 + a.c + exp(-|a - c|^2 / (2 ell^2)),  ell = r sqrt(|P|)
+    alpha = (K + ridge I)^-1 x_i,  K = k(A, A);  stored as a line ``trend`` = [1, A]' alpha plus RBF weights
 
-The kernel, its length-scale and the ridge are chosen per node by exact leave-one-out error on the context (one
-eigendecomposition of K per kernel gives the LOO error of every ridge in closed form), so nothing is tuned to a
-benchmark and a linear mechanism gets a line. The choice reads at most ``SELECTION_ROWS`` context rows (evenly
-spaced; the eigendecompositions grow with n^3); the chosen regression is then solved on all of them. This is a
-classical, closed-form per-dataset fit (no gradient step, no network), not the paper's regression-free decoder;
-``InferredSCM(mechanisms="kernel")`` uses it. Roots have no mechanism (f_i = the context mean, 0 here).
+The model, its length-scale (r in RADII) and the ridge are chosen per node by exact leave-one-out error on the
+context, in closed form (one eigendecomposition of K per kernel gives every ridge's), and the line is kept
+unless a curve's LOO error is lower by more than one standard error of the paired difference: a gain within
+the noise does not buy a curve that can turn beyond the context (on a linear bench SCM such a curve, 1.5% better
+in LOO, extrapolated to 60x the line's error; docs/training-log.md). Beyond the context's range the RBF term
+fades and f_i continues its line. Nothing is tuned to a benchmark. The choice reads at most ``SELECTION_ROWS``
+context rows (evenly spaced; the eigendecompositions grow with n^3); the chosen regression is then solved on all
+of them. This is a classical, closed-form per-dataset fit (no gradient step, no network), not the paper's regression-free
+decoder; ``InferredSCM(mechanisms="kernel")`` uses it. Roots have no mechanism (f_i = the context mean, 0 here).
 """
 
 from __future__ import annotations
@@ -29,48 +32,96 @@ RIDGES = tuple(10.0 ** np.arange(-5.0, 1.01, 0.5))
 SELECTION_ROWS = 400
 
 
-def kernel(a: np.ndarray, b: np.ndarray, lengthscale: float | None) -> np.ndarray:
-    """``1 + a.b`` plus, when ``lengthscale`` is set, an RBF term of that length-scale. a: (n, p), b: (m, p)."""
-    k = 1.0 + a @ b.T
-    if lengthscale is not None:
-        sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-        k += np.exp(-np.maximum(sq, 0.0) / (2.0 * lengthscale * lengthscale))
-    return k
+def rbf(a: np.ndarray, c: np.ndarray, lengthscale: float) -> np.ndarray:
+    """exp(-|a - c|^2 / (2 lengthscale^2)) between rows a (n, p) and c (m, p): (n, m)."""
+    sq = (a * a).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (a @ c.T)
+    return np.exp(-np.maximum(sq, 0.0) / (2.0 * lengthscale * lengthscale))
+
+
+def with_intercept(a: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.ones(len(a)), a])
 
 
 @dataclass(frozen=True)
 class NodeFit:
-    """One node's chosen regression: its parents, kernel length-scale (None: linear), ridge, the dual weights
-    over the context rows and its leave-one-out RMSE (standardised units)."""
+    """One node's regression on the rows ``rows`` (its parents' context values): length-scale (None: linear),
+    ridge, line coefficients ``trend`` on [1, z], RBF dual weights ``alpha`` (None when linear) and the
+    leave-one-out RMSE it was chosen by (standardised units)."""
 
     parents: np.ndarray
     lengthscale: float | None
     ridge: float
-    alpha: np.ndarray
+    rows: np.ndarray
+    trend: np.ndarray
+    alpha: np.ndarray | None
     loo_rmse: float
 
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """f(z) for rows z of the parents' values (m, p): (m,). Far beyond the context the RBF term is 0 (its
+        squared distances may overflow to inf, whose exp is that exact limit); an overflowing line gives inf,
+        which the SCM reports as a non-finite result."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = with_intercept(z) @ self.trend
+            if self.alpha is not None:
+                out = out + rbf(z, self.rows, self.lengthscale) @ self.alpha
+        return out
 
-def select(a: np.ndarray, y: np.ndarray) -> tuple[float | None, float, np.ndarray, float]:
-    """(length-scale, ridge, alpha, LOO RMSE) with the lowest exact leave-one-out error on rows ``a`` -> ``y``."""
-    best = None
-    for lengthscale in (None, *(r * np.sqrt(a.shape[1]) for r in RADII)):
-        eigval, eigvec = np.linalg.eigh(kernel(a, a, lengthscale))
-        eigval, projected, squared = np.maximum(eigval, 0.0), eigvec.T @ y, eigvec * eigvec
-        for ridge in RIDGES:
-            w = 1.0 / (eigval + ridge)
-            alpha = eigvec @ (w * projected)
-            loo = float(np.mean((alpha / (squared @ w)) ** 2))  # LOO residual = alpha_j / ((K + ridge I)^-1)_jj
-            if best is None or loo < best[0]:
-                best = (loo, lengthscale, float(ridge), alpha)
-    return best[1], best[2], best[3], float(np.sqrt(best[0]))
+    def refit(self, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> "NodeFit":
+        """The same model (length-scale, ridge) solved on other rows; ``weights``: row multiplicities."""
+        trend, alpha = solve(rows, y, self.lengthscale, self.ridge, weights)
+        return NodeFit(self.parents, self.lengthscale, self.ridge, rows, trend, alpha, self.loo_rmse)
 
 
-def solve(a: np.ndarray, y: np.ndarray, lengthscale: float | None, ridge, weights=None) -> np.ndarray:
-    """Dual weights of the ridge regression a -> y; ``weights`` (row multiplicities) make a row count that many
-    times: ``(K + ridge / weights) alpha = y``."""
-    gram = kernel(a, a, lengthscale)
-    gram[np.diag_indices_from(gram)] += ridge if weights is None else ridge / weights
-    return np.linalg.solve(gram, y)
+def _linear_loo(a: np.ndarray, y: np.ndarray):
+    """(ridge, LOO residuals) of every ridge for the ridge regression on [1, a] (kernel 1 + a.b), exact and in
+    closed form: the LOO residual is alpha_j / ((K + ridge I)^-1)_jj with alpha = (K + ridge I)^-1 y."""
+    eigval, eigvec = np.linalg.eigh(1.0 + a @ a.T)
+    eigval, projected, squared = np.maximum(eigval, 0.0), eigvec.T @ y, eigvec * eigvec
+    for ridge in RIDGES:
+        w = 1.0 / (eigval + ridge)
+        yield float(ridge), (eigvec @ (w * projected)) / (squared @ w)
+
+
+def _smooth_loo(a: np.ndarray, y: np.ndarray, lengthscale: float):
+    """(ridge, LOO residuals) of every ridge for the line + RBF kernel, exact and in closed form (as linear)."""
+    eigval, eigvec = np.linalg.eigh(1.0 + a @ a.T + rbf(a, a, lengthscale))
+    eigval, projected, squared = np.maximum(eigval, 0.0), eigvec.T @ y, eigvec * eigvec
+    for ridge in RIDGES:
+        w = 1.0 / (eigval + ridge)
+        yield float(ridge), (eigvec @ (w * projected)) / (squared @ w)
+
+
+def select(a: np.ndarray, y: np.ndarray) -> tuple[float | None, float, float]:
+    """(length-scale or None for linear, ridge, LOO RMSE) by leave-one-out error. The line stays unless the
+    best smooth model's LOO error is lower by more than one standard error of the paired difference (a gain
+    within the noise does not buy a curve that can turn beyond the context)."""
+    def best(candidates):
+        return min(((float(np.mean(r * r)), lengthscale, ridge, r) for lengthscale, ridge, r in candidates),
+                   key=lambda c: c[0])
+
+    linear = best((None, ridge, r) for ridge, r in _linear_loo(a, y))
+    smooth = best((r_ * np.sqrt(a.shape[1]), ridge, r) for r_ in RADII
+                  for ridge, r in _smooth_loo(a, y, r_ * np.sqrt(a.shape[1])))
+    gain = linear[3] ** 2 - smooth[3] ** 2
+    chosen = smooth if gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain)) else linear
+    return (None if chosen[1] is None else float(chosen[1])), chosen[2], float(np.sqrt(chosen[0]))
+
+
+def solve(a: np.ndarray, y: np.ndarray, lengthscale: float | None, ridge: float,
+          weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(trend on [1, a], RBF dual weights or None) of the model on rows a -> y. ``weights`` (row multiplicities)
+    make a row count that many times: the ridge on row j becomes ``ridge / weights_j``. Solved in the dual,
+    ``alpha = (K + diag)^-1 y``; the line part is ``[1, a]' alpha``."""
+    x = with_intercept(a)
+    diag = ridge if weights is None else ridge / weights
+    if lengthscale is None:
+        gram = x @ x.T
+        gram[np.diag_indices_from(gram)] += diag
+        return x.T @ np.linalg.solve(gram, y), None
+    gram = x @ x.T + rbf(a, a, lengthscale)
+    gram[np.diag_indices_from(gram)] += diag
+    alpha = np.linalg.solve(gram, y)
+    return x.T @ alpha, alpha
 
 
 class KernelMechanisms:
@@ -78,17 +129,15 @@ class KernelMechanisms:
 
     def __init__(self, x: np.ndarray, adj: np.ndarray):
         x = np.asarray(x, dtype=np.float64)
-        self.context = x
         self.fits: dict[int, NodeFit] = {}
         rows = np.unique(np.linspace(0, len(x) - 1, min(len(x), SELECTION_ROWS)).round().astype(int))
         for i in range(x.shape[1]):
             parents = np.flatnonzero(adj[:, i])
             if len(parents) == 0:
                 continue
-            lengthscale, ridge, alpha, loo = select(x[rows][:, parents], x[rows, i])
-            if len(rows) < len(x):
-                alpha = solve(x[:, parents], x[:, i], lengthscale, ridge)
-            self.fits[i] = NodeFit(parents, lengthscale, ridge, alpha, loo)
+            lengthscale, ridge, loo = select(x[rows][:, parents], x[rows, i])
+            trend, alpha = solve(x[:, parents], x[:, i], lengthscale, ridge)
+            self.fits[i] = NodeFit(parents, lengthscale, ridge, x[:, parents], trend, alpha, loo)
 
     def predict(self, z: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """f(z) for ``nodes`` (standardised units): (rows, len(nodes)); roots get their context mean, 0."""
@@ -97,5 +146,5 @@ class KernelMechanisms:
         for col, i in enumerate(nodes):
             fit = self.fits.get(int(i))
             if fit is not None:
-                out[:, col] = kernel(z[:, fit.parents], self.context[:, fit.parents], fit.lengthscale) @ fit.alpha
+                out[:, col] = fit.predict(z[:, fit.parents])
         return out

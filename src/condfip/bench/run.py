@@ -42,8 +42,8 @@ from condfip.bench.suites import (
 from condfip.bench.tasks import PAPER_TASKS, TASKS, run_tasks
 
 PARTS = ("synthetic", "sachs", "scale")
-SYNTH_METHODS_ORDER = ("condfip", "condfip-kernel", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy", "ols-parents",
-                       "zero-noise", "oracle")
+SYNTH_METHODS_ORDER = ("condfip", "condfip-network", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy",
+                       "ols-parents", "zero-noise", "oracle")
 
 
 @dataclass
