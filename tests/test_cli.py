@@ -73,7 +73,8 @@ def test_every_command_has_a_help_and_a_shared_option_reads_the_same_everywhere(
         for param in command.params if name != "train" else ():
             if param.opts[0] != "--graph" or name not in ("bench", "simulate"):
                 helps.setdefault(param.opts[0], set()).add(param.help)
-    for option in ("--weights", "--seed", "--graph", "--least-squares", "--do", "--shift", "--isolated"):
+    for option in ("--weights", "--seed", "--graph", "--least-squares", "--mechanisms", "--do", "--shift",
+                   "--isolated"):
         assert len(helps[option]) == 1, (option, helps[option])
 
 
@@ -125,6 +126,19 @@ def test_least_squares_flag_answers_with_condfip_plus_ols(files, command):
                 "counterfactual": lambda: scm.counterfactual(data, {"a": 1.25})}[command]()
     np.testing.assert_allclose(refined.to_numpy(), expected.to_numpy(), rtol=1e-12)
     assert not np.allclose(refined.to_numpy(), plain.to_numpy())
+
+
+@pytest.mark.parametrize("command", ["sample", "counterfactual"])
+def test_mechanisms_option_chooses_what_generates(files, command):
+    args = [command, str(files["data"]), "--graph", str(files["graph"]), "--do", "a=1.25"]
+    default, network = table(cli(files, *args)), table(cli(files, *args, "--mechanisms", "network"))
+    model, data = condfip.load_pretrained(files["weights"]), pd.read_csv(files["data"])
+    for mechanisms, got in (("kernel", default), ("network", network)):
+        scm = model.infer(files["data"], files["graph"], mechanisms=mechanisms)
+        expected = (scm.do({"a": 1.25}).sample(ROWS, seed=0) if command == "sample"
+                    else scm.counterfactual(data, {"a": 1.25}))
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert not np.allclose(default.to_numpy(), network.to_numpy())
 
 
 def test_effect_prints_one_csv_row_with_interval(files):

@@ -213,6 +213,9 @@ CASES: dict[str, Case] = {
     "data-scaled-1e200": Case("standardised", api=lambda e: e.model.infer(make_frame() * 1e200, e.graph),
                               cli=lambda e: ["sample", str(e.file("big.csv", (make_frame() * 1e200).to_csv(
                                   index=False))), "--graph", e.graph, *e.weights()]),
+    "unknown-mechanisms": Case("mechanisms must be one of", api=lambda e: e.model.infer(e.data, e.graph,
+                                                                                     mechanisms="gp"),
+                               cli=lambda e: e.sample("--mechanisms", "gp")),
     "shift-returns-strings": Case("not numbers", api=lambda e: e.scm.do({"a": shift_to_strings}).sample(5)),
     # graphs: a column no edge mentions is an error unless declared isolated, whatever the graph's form
     "edge-list-omits-a-column": Case("not graph nodes", api=lambda e: e.model.infer(

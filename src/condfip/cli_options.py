@@ -31,6 +31,9 @@ LeastSquares = Annotated[bool, typer.Option("--least-squares", help="condfip+ols
                                             "least-squares corrections on the parents fitted on DATA (a "
                                             "closed-form regression step, not zero-shot; best on linear "
                                             "mechanisms, README).")]
+Mechanisms = Annotated[str | None, typer.Option("--mechanisms", help="What generates samples, interventions and "
+                                         "counterfactuals: 'kernel' (default: a closed-form kernel regression per "
+                                         "node on DATA) or 'network' (the network's decoder, regression-free).")]
 
 # ---- interventions ----------------------------------------------------------------------------------------
 Do = Annotated[list[str] | None, typer.Option("--do", help="Hard intervention NODE=VALUE in the data's units "

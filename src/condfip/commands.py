@@ -25,6 +25,7 @@ from condfip.cli_options import (
     Graph,
     Isolated,
     LeastSquares,
+    Mechanisms,
     Seed,
     Shift,
     TableOut,
@@ -154,9 +155,10 @@ def _discovered(frame: pd.DataFrame):
 
 
 def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, least_squares: bool = False,
-           isolated: list[str] | None = None):
+           isolated: list[str] | None = None, mechanisms: str | None = None):
     """Read GRAPH (``auto``: discover it; plus the ``isolated`` nodes), check the memory estimate, infer the SCM
-    of ``frame`` (with ``least_squares``: plus the least-squares step, condfip+ols)."""
+    of ``frame`` with ``mechanisms`` (None: infer's default; with ``least_squares``: plus the least-squares step,
+    condfip+ols)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
     from condfip.memory import check_memory
@@ -165,7 +167,8 @@ def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, least_squares:
     frame, dag = validate(frame, read_graph(source, nodes=list(frame.columns), isolated=isolated))
     model = load_pretrained(weights)
     check_memory(len(frame), frame.shape[1], model.network.config)
-    return model.infer(frame, dag, least_squares=least_squares)
+    options = {} if mechanisms is None else {"mechanisms": mechanisms}
+    return model.infer(frame, dag, least_squares=least_squares, **options)
 
 
 TABLE_WRITERS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}  # the -o suffixes, by writer
@@ -237,6 +240,7 @@ def sample(
     out: TableOut = None,
     weights: Weights = None,
     least_squares: LeastSquares = False,
+    mechanisms: Mechanisms = None,
     isolated: Isolated = None,
 ):
     """Draw observational or interventional samples of the SCM inferred from DATA and GRAPH.
@@ -252,26 +256,27 @@ def sample(
         from condfip.memory import check_rows_memory
 
         check_rows_memory(n, frame.shape[1], "-n")  # before the network is even loaded
-    scm = _infer(frame, graph, weights, least_squares, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated, mechanisms)
     write_table((scm.do(interventions) if interventions else scm).sample(n, seed=seed), out)
     print_trust_warnings(scm, frame)
 
 
 def noise(data: Data, graph: Graph, out: TableOut = None, weights: Weights = None, least_squares: LeastSquares = False,
-          isolated: Isolated = None):
+          mechanisms: Mechanisms = None, isolated: Isolated = None):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
     Example: condfip noise data.csv --graph graph.csv -o noise.csv
     """
     check_output(out)
     frame = _read(data)
-    scm = _infer(frame, graph, weights, least_squares, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated, mechanisms)
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 
 
 def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: TableOut = None,
-                   weights: Weights = None, least_squares: LeastSquares = False, isolated: Isolated = None):
+                   weights: Weights = None, least_squares: LeastSquares = False, mechanisms: Mechanisms = None,
+                   isolated: Isolated = None):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
     Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
@@ -279,7 +284,7 @@ def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None,
     check_output(out)
     frame = _read(data)
     interventions = interventions_from(do, shift, list(frame.columns), required=True)
-    scm = _infer(frame, graph, weights, least_squares, isolated)
+    scm = _infer(frame, graph, weights, least_squares, isolated, mechanisms)
     write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 
@@ -300,14 +305,15 @@ def effect(
     seed: Seed = 0,
     out: TableOut = None,
     weights: Weights = None,
+    mechanisms: Mechanisms = None,
     isolated: Isolated = None,
 ):
     """Average causal effect E[Y | do(X=a)] - E[Y | do(X=b)] with its interval (one CSV row).
 
     Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y]. The interval is estimate +-
-    (z SD of the replicates + model_error): the resampling of the context rows, plus the network's own error as
-    calibrated on simulated SCMs for the shipped weights (other weights: resampling only). Calibrated on the
-    simulator's prior, not a guarantee on your data (README: its coverage on held-out SCMs). Progress goes to
+    (z SD of the replicates + model_error): the resampling of the context rows, plus the model's own error as
+    calibrated on simulated SCMs for the shipped weights and default mechanisms (others: resampling only).
+    Calibrated on the simulator's prior, not a guarantee on your data (README: its coverage on held-out SCMs). Progress goes to
     stderr.
 
     Example: condfip effect data.csv --graph graph.csv --target Y --do X=1 --versus X=0
@@ -322,9 +328,9 @@ def effect(
     if n < 1 or bootstrap < 0 or not 0 < level < 1:
         raise InputError(f"need -n >= 1, --bootstrap >= 0 and 0 < --level < 1, got {n}, {bootstrap}, {level}; "
                          f"fix: e.g. -n 1000 --bootstrap 50 --level 0.95")
-    scm = _infer(frame, graph, weights, isolated=isolated)
+    scm = _infer(frame, graph, weights, isolated=isolated, mechanisms=mechanisms)
     result = scm.effect(target, interventions, reference or None, n=n, bootstrap=bootstrap, seed=seed,
-                        level=level, progress=_progress("bootstrap replicates: encoder batches, then the fixed points"))
+                        level=level, progress=_progress("bootstrap replicates: refits, then the fixed points"))
     write_table(pd.DataFrame([result.as_row()]), out)
     typer.echo(f"note: the {level:.0%} interval covers {result.covers}", err=True)
     print_trust_warnings(scm, frame)
