@@ -75,10 +75,16 @@ def target_lines(records: list[dict], method: str = "condfip") -> list[str]:
         at_400 = [r for cell, r in cells.items() if cell.endswith("/n400")]
         return (float(np.median(list(cells.values()))), float(np.median(at_400))) if at_400 else None
 
-    def check(label: str, value: tuple[float, float] | None, limit: float) -> str:
+    def check(label: str, value: tuple[float, float] | None, limit: float, over_all_cells: bool = False) -> str:
         if value is None:
             return f"{label} <= {limit}: not measured in this run"
-        return f"{label} <= {limit}: {value[0]:.2f} [n = 400: {value[1]:.2f}] ({'met' if value[0] <= limit else 'not met'})"
+        # the measure is the median over the n = 400 cells (the median over all cells beside it), except
+        # for noise, whose "no worse than before" limits were the medians over all cells
+        if over_all_cells:
+            return (f"{label} (all cells) <= {limit}: {value[0]:.3f} [n = 400: {value[1]:.2f}] "
+                    f"({'met' if value[0] <= limit else 'not met'})")
+        return (f"{label} <= {limit}: n = 400: {value[1]:.3f} [all cells: {value[0]:.2f}] "
+                f"({'met' if value[1] <= limit else 'not met'})")
 
     lines = [check(f"RFF {task} median", medians(task, "rff"), 0.85)
              for task in ("sample", "intervention", "counterfactual")]
@@ -92,8 +98,8 @@ def target_lines(records: list[dict], method: str = "condfip") -> list[str]:
     within = sum(r <= 1.0 for r, _, _ in small)
     lines.append(f"n = 50 and 100, every RFF cell of the four tasks <= 1.0: {within} of {len(small)} cells"
                  + (f" ({'met' if within == len(small) else 'not met'})" if small else " (not measured)"))
-    lines += [check("noise RFF median", medians("noise", "rff"), 0.5),
-              check("noise LIN median", medians("noise", "linear"), 1.7)]
+    lines += [check("noise RFF median", medians("noise", "rff"), 0.5, over_all_cells=True),
+              check("noise LIN median", medians("noise", "linear"), 1.7, over_all_cells=True)]
     lines += [check(f"extrapolation {name} median", medians("extrapolation", mechanism), 1.2)
               for name, mechanism in (("LIN", "linear"), ("RFF", "rff"))]
     seconds = mean_seconds_per_dataset(records)

@@ -5,23 +5,23 @@
 observational mean) by pushing the same ``n`` noise draws through both intervened SCMs (common random
 numbers: the Monte Carlo noise largely cancels in the difference).
 
-**What the interval covers, and what it does not.** With ``method="context"`` (the default for an inferred
-SCM) the interval has two parts. The *resampling* part is a bootstrap over the context rows: each replicate
-resamples the context rows with replacement, re-infers the SCM from them (kernel mechanisms: refits each
-node's regression on the resampled rows with the kernel and ridge the SCM chose; network mechanisms: a new
-encoder pass) and re-estimates the effect; its SD says how much the answer moves when the context rows are
-resampled (plus Monte Carlo error). That alone misses the model's own error (a mechanism it misjudges the same
-way on every resample): on simulated SCMs its 95% interval contained the true effect 91% of the time with
-kernel mechanisms and about half the time with the network's decoder. The *model-error* part adds ``c * size``, where
-``size`` (:func:`model_scale`) is how far the question moves the intervened ancestors of the target, in units
-of how freely each varies beside its co-parents in the context, times the target's SD, and ``c`` is calibrated
-by split conformal prediction on simulated SCMs of the training prior (``weights/effect.json``, written by
-``tools/effect_coverage.py calibrate``; the README gives the coverage measured on held-out simulated SCMs). The interval is ``estimate +- (z * SD + c * size)``, so it
-always contains
-its estimate; it is calibrated on the simulator's prior, not guaranteed on your data, and only
-for the weights and mechanisms it was calibrated with (others get the resampling part alone, and say so). Fewer than
-``MIN_REPLICATES`` replicates are refused (``bootstrap=0``: the estimate alone). ``method="noise"`` (any SCM)
-only redraws the noise: Monte Carlo error alone.
+**What the interval covers, and what it does not.** With ``method="context"`` (the default for an inferred SCM)
+the interval has two parts. The *resampling* part is a bootstrap over the context rows: each replicate resamples
+the context rows with replacement, re-infers the SCM from them (kernel mechanisms: refits each node's regression
+on the resampled rows with the kernel and ridge the SCM chose; network mechanisms: a new encoder pass) and
+re-estimates the effect; its SD says how much the answer moves when the context rows are resampled (plus Monte
+Carlo error). That alone misses the model's own error (a mechanism it misjudges the same way on every resample):
+on held-out simulated SCMs its 95% interval contained the true effect 85% of the time with kernel mechanisms and
+about half the time with the network's decoder. The *model-error* part adds ``c * size``, where ``size``
+(:func:`model_scale`) is how far the question moves the intervened ancestors of the target, in units of how
+freely each varies beside its co-parents in the context, times the target's SD, and ``c`` is calibrated by split
+conformal prediction on simulated SCMs of the training prior (``weights/effect.json``, written by
+``tools/effect_coverage.py calibrate``; the README gives the coverage measured on held-out simulated SCMs). The
+interval is ``estimate +- (z * SD + c * size)``, so it always contains its estimate; it is calibrated on the
+simulator's prior, not guaranteed on your data, and only for the weights and mechanisms it was calibrated with
+(others get the resampling part alone, and say so). Fewer than ``MIN_REPLICATES`` replicates are refused
+(``bootstrap=0``: the estimate alone). ``method="noise"`` (any SCM) only redraws the noise: Monte Carlo error
+alone.
 
 Speed: the replicates are refitted in closed form (kernel) or go through the network in batches (one encoder
 pass over a batch of resampled contexts ``(B, n, d)``); then the fixed point runs for all ``B`` at once, and
