@@ -737,6 +737,9 @@ def test_a_table_without_a_graph_gets_a_discovered_graph_to_check_edit_and_use(b
     before = version(browser)
     browser.find_element(By.CSS_SELECTOR, '#dag g.dag-node[data-node="A"]').click()
     settled(browser, before)
-    assert browser.find_elements(By.CSS_SELECTOR, '.hist[data-node="C"]')  # downstream of A in the used graph
+    # C is downstream of A in the used graph; the redraw that settled may be the accepted graph's own (a race
+    # seen once under load), so wait for the one that answers the click
+    wait(browser, "return document.querySelector('.hist[data-node=\"C\"]') !== null && "
+                  "document.body.dataset.busy === '0'", what="the histogram of C, downstream of A")
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe
