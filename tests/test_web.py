@@ -234,6 +234,22 @@ def test_intervene_answers_from_the_scm(server, sim):
     assert len(answer["warnings"]) == 1 and "beyond the data" in answer["warnings"][0]
 
 
+def test_concurrent_requests_get_the_answers_sequential_ones_get(server):
+    """The server answers one request at a time (CPU-bound work fights over the thread pools otherwise): many sent
+    at once are all answered, each exactly as when sent alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{**_do("X0", 0.1 * k), "n": 200, "seed": k} for k in range(8)]
+    alone = [post(server, "api/intervene", body)[1] for body in bodies]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda body: post(server, "api/intervene", body), bodies))
+    assert [status for status, _, _ in together] == [200] * 8
+    def timeless(answer):  # an answer says how long it took
+        return {key: value for key, value in answer.items() if key != "seconds"}
+
+    assert [timeless(answer) for _, answer, _ in together] == [timeless(answer) for answer in alone]
+
+
 def test_counterfactual_samples_and_effect(server, sim):
     leaf = next(c for c in sim["frame"].columns if not any(a == c for a, _ in sim["edges"]))
     _, cf, _ = post(server, "api/counterfactual", {**_do(leaf, 2.0), "row": 5})
