@@ -615,10 +615,17 @@ def test_slider_moves_the_childs_plotted_mean_the_right_way(browser, server, sim
     settled(browser, before)
     slider = browser.find_element(By.CSS_SELECTOR, f'.intervention[data-node="{parent}"] input.slider')
     means = []
+    # drawn = the histograms answer the slider's current value (the intervened node's plotted mean is that
+    # value): a version bump alone could be an earlier request's redraw
+    drawn = (f"const s = document.querySelector('.intervention[data-node=\"{parent}\"] input.slider'); "
+             f"const l = document.querySelector('.hist[data-node=\"{parent}\"] line.mean-line.interventional'); "
+             "return document.body.dataset.busy === '0' && s !== null && l !== null && "
+             "Math.abs(Number(l.dataset.mean) - Number(s.value)) <= 1e-9 * (1 + Math.abs(Number(s.value)));")
     for key in (Keys.HOME, Keys.END):
         before = version(browser)
         slider.send_keys(key)
         settled(browser, before)
+        wait(browser, drawn, what=f"the histograms for the slider of {parent} after the key")
         line = browser.find_element(By.CSS_SELECTOR, f'.hist[data-node="{child}"] line.mean-line.interventional')
         means.append(float(line.get_attribute("data-mean")))
     assert np.sign(means[1] - means[0]) == np.sign(expected), (parent, child, means, expected)
