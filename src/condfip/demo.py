@@ -2,11 +2,12 @@
 
 Ships inside the package (``condfip/data``): the 853 observational cells (cd3/cd28 condition) x 11
 phosphoproteins and the 17-edge consensus signalling DAG. The demo log-transforms the intensities, splits the
-cells at random into a context half and a held-out half, infers the SCM zero-shot from the context half (one
-forward pass of the shipped network), reports per protein how well its mechanism explains the held-out cells,
-generates observational samples and samples under do(PKC = its 10th percentile) and do(PKC = its 90th
-percentile), estimates the shift of every protein between the two with a bootstrap interval, and writes plots
-and tables into the output folder. All values are natural logs of the measured intensities.
+cells at random into a context half and a held-out half, infers the SCM from the context half (one forward pass
+of the shipped network, plus the default kernel mechanisms: a closed-form regression per protein), reports per
+protein how well its mechanism explains the held-out cells, generates observational samples and samples under
+do(PKC = its 10th percentile) and do(PKC = its 90th percentile), estimates the shift of every protein between the
+two with a bootstrap interval, and writes plots and tables into the output folder. All values are natural logs of
+the measured intensities.
 """
 
 from __future__ import annotations
@@ -214,7 +215,9 @@ def run_demo(out: str | Path = "demo-out", *, weights: str | Path | None = None,
     check_memory(len(context), data.shape[1], model.network.config)
     t0 = time.perf_counter()
     scm = model.infer(context, graph)
-    echo(f"inferred the SCM zero-shot in {time.perf_counter() - t0:.2f} s (one forward pass, no training)")
+    _ = scm.kernel  # the default kernel mechanisms, fitted here so that the time below includes them
+    echo(f"inferred the SCM in {time.perf_counter() - t0:.2f} s (one forward pass of the network, then a "
+         f"closed-form kernel regression per protein; no training)")
 
     rep = scm.report(heldout)
     table = rep.table

@@ -1,10 +1,10 @@
 """One dataset on the what-if page: the table, its DAG and the SCM inferred from them, read-only once built.
 
 :func:`load_workspace` reads the inputs with the library's input layer (``condfip.inputs.read_data``,
-``read_graph``, ``validate``: the CLI's checks and its one-line ``InputError`` messages) and infers the SCM
-with one forward pass; :func:`read_table` and :func:`build_workspace` are its two halves (a discovered graph
-comes between them, ``condfip.web.discovery``). The trust report and the observational samples are computed
-once and kept.
+``read_graph``, ``validate``: the CLI's checks and its one-line ``InputError`` messages) and infers the SCM with
+``infer`` (one forward pass, then the default kernel mechanisms); :func:`read_table` and :func:`build_workspace`
+are its two halves (a discovered graph comes between them, ``condfip.web.discovery``). The trust report and the
+observational samples are computed once and kept.
 """
 
 from __future__ import annotations
