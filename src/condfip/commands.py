@@ -313,8 +313,8 @@ def effect(
     Without --versus the reference is no intervention: E[Y | do(X=a)] - E[Y]. The interval is estimate +-
     (z SD of the replicates + model_error): the resampling of the context rows, plus the model's own error as
     calibrated on simulated SCMs for the shipped weights and default mechanisms (others: resampling only).
-    Calibrated on the simulator's prior, not a guarantee on your data (README: its coverage on held-out SCMs). Progress goes to
-    stderr.
+    Calibrated on the simulator's prior, not a guarantee on your data (README: its coverage on held-out SCMs).
+    Progress goes to stderr.
 
     Example: condfip effect data.csv --graph graph.csv --target Y --do X=1 --versus X=0
     """

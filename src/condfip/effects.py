@@ -214,9 +214,9 @@ class _Replicates:
         self.progress = progress or (lambda done, total: None)
         # kernel mechanisms: each replicate refits the SCM's per-node regressions on its own rows (the kernel and
         # ridge the SCM chose are kept; the distinct rows weighted by their counts); no network pass
-        self.kernel = scm.kernel if getattr(scm, "mechanisms", "network") == "kernel" else None
-        self.refits: dict[int, list] = {}  # node -> its NodeFit per replicate
-        if self.kernel is None:
+        kernel = getattr(scm, "kernel", None)  # None: network mechanisms
+        self.refits = None  # with kernel mechanisms: each replicate's KernelMechanisms
+        if kernel is None:
             z = torch.as_tensor((x_in - self.mean[:, None]) / self.std[:, None], dtype=torch.float32)
             per = max(1, int(BATCH_MEMORY // max(1, estimate_infer_memory(n, d, self.network.config,
                                                                            query_rows=1))))
@@ -234,11 +234,9 @@ class _Replicates:
                 self.memory = self.network.decoder.context_memory(self.code, self.adj)
         else:
             self.steps = 3  # the refits, then the two arms' fixed points
-            weights = np.ones(x.shape[:2]) if counts is None else counts.double().numpy()
+            weights = None if counts is None else counts.double().numpy()
             z_in = (x_in - self.mean[:, None]) / self.std[:, None]
-            for i, fit in self.kernel.fits.items():
-                self.refits[i] = [fit.refit(z_in[b, weights[b] > 0][:, fit.parents], z_in[b, weights[b] > 0, i],
-                                            weights[b, weights[b] > 0]) for b in range(B)]
+            self.refits = [kernel.refit(z_in[b], None if weights is None else weights[b]) for b in range(B)]
             self.progress(1, self.steps)
         # each replicate's context noise, where its fresh noise comes from (the mechanisms over distinct rows only)
         if position is None:
@@ -249,14 +247,11 @@ class _Replicates:
     def mechanism(self, x: np.ndarray, nodes: np.ndarray | None) -> np.ndarray:
         """f_b(x_b) for every replicate b, in the user's units: (B, m, d) -> (B, m, len(nodes) or d)."""
         cols = slice(None) if nodes is None else nodes
-        if self.kernel is None:
+        if self.refits is None:
             return self.mean[:, None, cols] + self.std[:, None, cols] * self._decoder(x, nodes)
         which = np.arange(x.shape[2]) if nodes is None else np.asarray(nodes)
-        out = np.zeros(x.shape[:2] + (len(which),))  # roots: their context mean
         z = (x - self.mean[:, None]) / self.std[:, None]
-        for col, i in enumerate(which):
-            for b, fit in enumerate(self.refits.get(int(i), [])):
-                out[b, :, col] = fit.predict(z[b][:, fit.parents])
+        out = np.stack([refit.predict(z[b], which) for b, refit in enumerate(self.refits)])
         return self.mean[:, None, cols] + self.std[:, None, cols] * out
 
     def _decoder(self, x: np.ndarray, nodes: np.ndarray | None) -> np.ndarray:

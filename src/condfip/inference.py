@@ -22,7 +22,7 @@ import torch
 
 from condfip.errors import InputError
 from condfip.inputs import read_data, read_graph, validate
-from condfip.kernel_mechanisms import KernelMechanisms
+from condfip.kernel_mechanisms import MECHANISMS, KernelMechanisms
 from condfip.memory import ROW_CHUNK, check_memory
 from condfip.model import CondFiP
 from condfip.pretrained import _weights_paths, build_network
@@ -32,7 +32,6 @@ from condfip.scm import SCM, draw_from_pool
 
 ABDUCTIONS = ("decoder", "encoder")
 NOISE_MODELS = ("empirical", "gaussian")
-MECHANISMS = ("kernel", "network")
 DEFAULT_MECHANISMS = "kernel"  # measured better on generation (README, Results; docs/training-log.md)
 
 

@@ -17,8 +17,9 @@ the noise does not buy a curve that can turn beyond the context (on a linear ben
 in LOO, extrapolated to 60x the line's error; docs/training-log.md). Beyond the context's range the RBF term
 fades and f_i continues its line. Nothing is tuned to a benchmark. The choice reads at most ``SELECTION_ROWS``
 context rows (evenly spaced; the eigendecompositions grow with n^3); the chosen regression is then solved on all
-of them. This is a classical, closed-form per-dataset fit (no gradient step, no network), not the paper's regression-free
-decoder; ``InferredSCM(mechanisms="kernel")`` uses it. Roots have no mechanism (f_i = the context mean, 0 here).
+of them. This is a classical, closed-form per-dataset fit (no gradient step, no network), not the paper's
+regression-free decoder; ``InferredSCM(mechanisms="kernel")`` (the default) uses it. Roots have no mechanism
+(f_i = the context mean, 0 here).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# what an inferred SCM can generate through (``InferredSCM(mechanisms=...)``, stored in saved SCMs): these
+# regressions or the network's decoder
+MECHANISMS = ("kernel", "network")
 RADII = (0.5, 1.0, 2.0)  # RBF length-scales in units of sqrt(number of parents) (standardised data)
 RIDGES = tuple(10.0 ** np.arange(-5.0, 1.01, 0.5))
 SELECTION_ROWS = 400
@@ -138,6 +142,19 @@ class KernelMechanisms:
             lengthscale, ridge, loo = select(x[rows][:, parents], x[rows, i])
             trend, alpha = solve(x[:, parents], x[:, i], lengthscale, ridge)
             self.fits[i] = NodeFit(parents, lengthscale, ridge, x[:, parents], trend, alpha, loo)
+
+    @classmethod
+    def _of(cls, fits: dict[int, NodeFit]) -> "KernelMechanisms":
+        mechanisms = cls.__new__(cls)
+        mechanisms.fits = fits
+        return mechanisms
+
+    def refit(self, x: np.ndarray, weights: np.ndarray | None = None) -> "KernelMechanisms":
+        """The same models (each node's kernel, length-scale and ridge) solved on other standardised rows ``x``
+        (n, d); ``weights``: row multiplicities (rows of weight 0 are left out)."""
+        keep = np.ones(len(x), dtype=bool) if weights is None else np.asarray(weights) > 0
+        x, weights = x[keep], None if weights is None else np.asarray(weights)[keep]
+        return self._of({i: fit.refit(x[:, fit.parents], x[:, i], weights) for i, fit in self.fits.items()})
 
     def predict(self, z: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """f(z) for ``nodes`` (standardised units): (rows, len(nodes)); roots get their context mean, 0."""

@@ -38,12 +38,14 @@ import torch
 
 from condfip.atomic import atomic_write
 from condfip.errors import InputError
+from condfip.kernel_mechanisms import MECHANISMS
 from condfip.model import DatasetCode
 from condfip.pretrained import sha256
 from condfip.version import __version__
 
 FORMAT_VERSION = 4  # 2: with the content checksum; 3: with the discovered graph's edge confidences; 4: mechanisms
 READABLE_VERSIONS = (2, 3, 4)
+MECHANISMS_BEFORE_V4 = "network"  # what every SCM saved by versions 2 and 3 generated through
 METADATA_KEY = "condfip_scm"
 REQUIRED_KEYS = ("checksum", "columns", "edges", "index", "abduction", "noise_model", "default_n", "interventions",
                  "weights_sha256", "model")
@@ -190,8 +192,8 @@ def _check_integrity(meta: dict, tensors: dict[str, torch.Tensor], where: str) -
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise InputError(f"{where} holds NaN or inf in its {name!r} tensor; fix: save the SCM again from "
                              f"finite data")
-    if meta.get("mechanisms", "network") not in ("kernel", "network"):
-        raise InputError(f"{where} has mechanisms {meta.get('mechanisms')!r}, not 'kernel' or 'network'; fix: "
+    if meta.get("mechanisms", MECHANISMS_BEFORE_V4) not in MECHANISMS:
+        raise InputError(f"{where} has mechanisms {meta.get('mechanisms')!r}, not one of {MECHANISMS}; fix: "
                          f"save the SCM again")
     if not (tensors["std"] > 0).all():
         raise InputError(f"{where} has a zero or negative standard deviation; fix: save the SCM again")
@@ -240,7 +242,7 @@ class SavedSCM(NamedTuple):
     default_n: int
     graph_source: str
     interventions: dict[str, float]
-    mechanisms: str = "network"
+    mechanisms: str = MECHANISMS_BEFORE_V4
 
 
 def read_scm(path: str | os.PathLike, card: dict, weights_file: str | os.PathLike) -> SavedSCM:
@@ -279,4 +281,4 @@ def read_scm(path: str | os.PathLike, card: dict, weights_file: str | os.PathLik
                     noise_model=meta["noise_model"], default_n=int(meta["default_n"]),
                     graph_source=meta.get("graph_source", "given"),
                     interventions={node: float(value) for node, value in (meta.get("interventions") or {}).items()},
-                    mechanisms=meta.get("mechanisms", "network"))
+                    mechanisms=meta.get("mechanisms", MECHANISMS_BEFORE_V4))
