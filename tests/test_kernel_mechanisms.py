@@ -13,9 +13,9 @@ from condfip.kernel_mechanisms import KernelMechanisms, NodeFit, _linear_loo, _s
 from test_inference import chain_data, random_model
 
 
-def fitted(a, y, lengthscale, ridge, weights=None) -> NodeFit:
+def fitted(a, y, lengthscale, ridge, weights=None, beyond="line") -> NodeFit:
     trend, alpha = solve(a, y, lengthscale, ridge, weights)
-    return NodeFit(np.arange(a.shape[1]), lengthscale, ridge, a, trend, alpha, 0.0)
+    return NodeFit(np.arange(a.shape[1]), lengthscale, ridge, a, trend, alpha, 0.0, beyond, a.min(0), a.max(0))
 
 
 @pytest.mark.parametrize("lengthscale", [None, 0.7, 2.0])
@@ -61,6 +61,32 @@ def test_a_nonlinear_mechanism_is_fitted_better_than_by_a_line():
     grid = np.column_stack([np.linspace(-1.8, 1.8, 50), np.zeros(50)])
     error = mech.predict(grid, np.array([1]))[:, 0] - 2 * np.tanh(2 * grid[:, 0])
     assert mech.fits[1].lengthscale is not None and np.sqrt(np.mean(error**2)) < 0.1
+
+
+def test_a_bounded_curve_stays_flat_beyond_the_context_and_a_trending_one_continues():
+    rng = np.random.default_rng(7)
+    x0 = rng.uniform(-2, 2, 400)
+    far = np.array([[5.0], [10.0], [-20.0]])  # 3-18 context SDs beyond the range
+    saturating = 2 * np.tanh(2 * x0) + 0.05 * rng.standard_normal(400)
+    fit = KernelMechanisms(np.column_stack([x0, saturating]), np.array([[False, True], [False, False]])).fits[1]
+    assert fit.lengthscale is not None and fit.beyond == "flat"
+    np.testing.assert_allclose(fit.predict(far), 2 * np.tanh(2 * far[:, 0]), atol=0.15)
+    trending = 1.5 * x0 + np.sin(3 * x0) + 0.05 * rng.standard_normal(400)
+    fit = KernelMechanisms(np.column_stack([x0, trending]), np.array([[False, True], [False, False]])).fits[1]
+    assert fit.lengthscale is not None and fit.beyond != "flat"
+    edge = fit.predict(np.array([[fit.low[0]], [fit.high[0]]]))  # it keeps rising (falling) beyond the range
+    assert fit.predict(far[1:2])[0] - edge[1] > 0.5 * 1.5 * (10.0 - fit.high[0])
+    assert edge[0] - fit.predict(far[2:])[0] > 0.5 * 1.5 * (fit.low[0] + 20.0)
+
+
+def test_a_refit_answers_within_its_own_rows_range():
+    rng = np.random.default_rng(8)
+    a = rng.uniform(-2, 2, (50, 1))
+    fit = fitted(a, np.tanh(2 * a[:, 0]), 0.5, 1e-3, beyond="flat")
+    weights = (a[:, 0] < 0.5).astype(float)  # rows of weight 0 are left out, so their range too
+    refit = fit.refit(a, np.tanh(2 * a[:, 0]), weights)
+    assert refit.high[0] == a[weights > 0, 0].max() and refit.low[0] == a[:, 0].min()
+    assert refit.predict(np.array([[3.0]]))[0] == pytest.approx(refit.predict(refit.high[None])[0])
 
 
 def test_weighted_rows_equal_repeated_rows():
@@ -125,7 +151,7 @@ def test_effect_replicates_refit_the_kernel_regressions_on_their_rows():
         mean, std = resampled.mean(axis=0), resampled.std(axis=0, ddof=1)
         z = (resampled - mean) / std
         fit = scm.kernel.fits[node]
-        refit = fitted(z[:, fit.parents], z[:, node], fit.lengthscale, fit.ridge)  # the repeated rows, unweighted
+        refit = fitted(z[:, fit.parents], z[:, node], fit.lengthscale, fit.ridge, beyond=fit.beyond)  # repeated rows
         query = x[:7]
         want = mean[node] + std[node] * refit.predict(((query - mean) / std)[:, fit.parents])
         got = batch.mechanism(np.repeat(query[None], 3, axis=0), np.array([node]))[b, :, 0]

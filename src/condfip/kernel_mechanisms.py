@@ -24,7 +24,7 @@ regression-free decoder; ``InferredSCM(mechanisms="kernel")`` (the default) uses
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,6 +34,8 @@ MECHANISMS = ("kernel", "network")
 RADII = (0.5, 1.0, 2.0)  # RBF length-scales in units of sqrt(number of parents) (standardised data)
 RIDGES = tuple(10.0 ** np.arange(-5.0, 1.01, 0.5))
 SELECTION_ROWS = 400
+BEYOND = ("flat", "line", "continue")  # how a curve answers beyond the context's range (NodeFit)
+HELD_OUT = 0.3  # share of context rows, farthest out, that choose_beyond scores on
 
 
 def rbf(a: np.ndarray, c: np.ndarray, lengthscale: float) -> np.ndarray:
@@ -50,7 +52,10 @@ def with_intercept(a: np.ndarray) -> np.ndarray:
 class NodeFit:
     """One node's regression on the rows ``rows`` (its parents' context values): length-scale (None: linear),
     ridge, line coefficients ``trend`` on [1, z], RBF dual weights ``alpha`` (None when linear) and the
-    leave-one-out RMSE it was chosen by (standardised units)."""
+    leave-one-out RMSE it was chosen by (standardised units). A curve (``alpha`` set) answers beyond its context's
+    range per parent, ``low`` .. ``high``, as ``beyond`` says (one of ``BEYOND``, chosen by ``choose_beyond``):
+    ``flat`` evaluates the curve at the parents clipped into that range; ``line`` lets the RBF term fade into
+    the line ``trend``; ``continue`` adds to the clipped curve the line's slope times the distance beyond."""
 
     parents: np.ndarray
     lengthscale: float | None
@@ -59,11 +64,23 @@ class NodeFit:
     trend: np.ndarray
     alpha: np.ndarray | None
     loo_rmse: float
+    beyond: str = "line"
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
 
     def predict(self, z: np.ndarray) -> np.ndarray:
         """f(z) for rows z of the parents' values (m, p): (m,). Far beyond the context the RBF term is 0 (its
         squared distances may overflow to inf, whose exp is that exact limit); an overflowing line gives inf,
         which the SCM reports as a non-finite result."""
+        if self.alpha is None or self.beyond == "line":
+            return self._evaluate(z)
+        clipped = np.clip(z, self.low, self.high)
+        if self.beyond == "flat":
+            return self._evaluate(clipped)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._evaluate(clipped) + (z - clipped) @ self.trend[1:]
+
+    def _evaluate(self, z: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             out = with_intercept(z) @ self.trend
             if self.alpha is not None:
@@ -71,19 +88,50 @@ class NodeFit:
         return out
 
     def refit(self, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> "NodeFit":
-        """The same model (length-scale, ridge) solved on other rows; ``weights``: row multiplicities."""
+        """The same model (length-scale, ridge, behaviour beyond the range) solved on other rows, whose range it
+        answers within; ``weights``: row multiplicities (rows of weight 0 are outside the range)."""
+        if weights is not None:
+            keep = np.asarray(weights) > 0
+            rows, y, weights = rows[keep], y[keep], np.asarray(weights)[keep]
         trend, alpha = solve(rows, y, self.lengthscale, self.ridge, weights)
-        return NodeFit(self.parents, self.lengthscale, self.ridge, rows, trend, alpha, self.loo_rmse)
+        return replace(self, rows=rows, trend=trend, alpha=alpha, low=rows.min(0), high=rows.max(0))
+
+
+def fit_node(parents: np.ndarray, a: np.ndarray, y: np.ndarray, lengthscale: float | None, ridge: float,
+             loo_rmse: float, beyond: str = "line") -> NodeFit:
+    """The model solved on rows a -> y, with their range per parent."""
+    trend, alpha = solve(a, y, lengthscale, ridge)
+    return NodeFit(parents, lengthscale, ridge, a, trend, alpha, loo_rmse, beyond, a.min(0), a.max(0))
+
+
+def choose_beyond(a: np.ndarray, y: np.ndarray, lengthscale: float, ridge: float) -> str:
+    """How a curve answers beyond the context's range (one of ``BEYOND``), by its error on the context rows
+    farthest out: the ``HELD_OUT`` share of rows with the largest standardised distance from the parents'
+    medians (largest over parents) is held out, the curve solved on the rest, and each behaviour scored on the
+    held-out rows, beyond the rest's range. ``flat`` stays unless another is better by more than one standard
+    error of the paired difference (bounded mechanisms are the prior's nonlinear ones; a line that really
+    continues shows it at the edges)."""
+    distance = np.abs((a - np.median(a, 0)) / (a.std(0) + 1e-12)).max(1)
+    order = np.argsort(distance, kind="stable")
+    held = max(5, int(round(HELD_OUT * len(a))))
+    inner, outer = order[:-held], order[-held:]
+    fit = fit_node(np.arange(a.shape[1]), a[inner], y[inner], lengthscale, ridge, 0.0)
+    errors = {b: (replace(fit, beyond=b).predict(a[outer]) - y[outer]) ** 2 for b in BEYOND}
+    best = min(BEYOND, key=lambda b: errors[b].mean())
+    gain = errors["flat"] - errors[best]
+    return best if best != "flat" and gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain)) else "flat"
 
 
 def _linear_loo(a: np.ndarray, y: np.ndarray):
     """(ridge, LOO residuals) of every ridge for the ridge regression on [1, a] (kernel 1 + a.b), exact and in
-    closed form: the LOO residual is alpha_j / ((K + ridge I)^-1)_jj with alpha = (K + ridge I)^-1 y."""
-    eigval, eigvec = np.linalg.eigh(1.0 + a @ a.T)
-    eigval, projected, squared = np.maximum(eigval, 0.0), eigvec.T @ y, eigvec * eigvec
+    closed form, in the primal (p + 1 dimensions, no n x n matrix): with the hat matrix H = X (X'X + ridge I)^-1
+    X' of X = [1, a] (thin SVD X = U S V'), the LOO residual is (y - H y)_j / (1 - H_jj); the same numbers as
+    the dual alpha_j / ((K + ridge I)^-1)_jj, since (K + ridge I)^-1 = (I - H) / ridge."""
+    u, s, _ = np.linalg.svd(with_intercept(a), full_matrices=False)
+    s2, projected, squared = s * s, u.T @ y, u * u
     for ridge in RIDGES:
-        w = 1.0 / (eigval + ridge)
-        yield float(ridge), (eigvec @ (w * projected)) / (squared @ w)
+        shrink = s2 / (s2 + ridge)
+        yield float(ridge), (y - u @ (shrink * projected)) / (1.0 - squared @ shrink)
 
 
 def _smooth_loo(a: np.ndarray, y: np.ndarray, lengthscale: float):
@@ -118,10 +166,11 @@ def solve(a: np.ndarray, y: np.ndarray, lengthscale: float | None, ridge: float,
     ``alpha = (K + diag)^-1 y``; the line part is ``[1, a]' alpha``."""
     x = with_intercept(a)
     diag = ridge if weights is None else ridge / weights
-    if lengthscale is None:
-        gram = x @ x.T
-        gram[np.diag_indices_from(gram)] += diag
-        return x.T @ np.linalg.solve(gram, y), None
+    if lengthscale is None:  # the same solution in the primal: (X' W X + ridge I)^-1 X' W y, W = weights
+        w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+        normal = (x * w[:, None]).T @ x
+        normal[np.diag_indices_from(normal)] += ridge
+        return np.linalg.solve(normal, x.T @ (w * y)), None
     gram = x @ x.T + rbf(a, a, lengthscale)
     gram[np.diag_indices_from(gram)] += diag
     alpha = np.linalg.solve(gram, y)
@@ -140,8 +189,8 @@ class KernelMechanisms:
             if len(parents) == 0:
                 continue
             lengthscale, ridge, loo = select(x[rows][:, parents], x[rows, i])
-            trend, alpha = solve(x[:, parents], x[:, i], lengthscale, ridge)
-            self.fits[i] = NodeFit(parents, lengthscale, ridge, x[:, parents], trend, alpha, loo)
+            beyond = "line" if lengthscale is None else choose_beyond(x[:, parents], x[:, i], lengthscale, ridge)
+            self.fits[i] = fit_node(parents, x[:, parents], x[:, i], lengthscale, ridge, loo, beyond)
 
     @classmethod
     def _of(cls, fits: dict[int, NodeFit]) -> "KernelMechanisms":
