@@ -3,7 +3,10 @@
     python experiments/kernel_mechanisms.py --per-cell 3 --context 400
 
 Per validation cell (``condfip.train.VALIDATION_CELLS``, seed ``VALIDATION_SEED``): the decoder-abduction noise
-RMSE on 400 query rows (``dec``) and the mechanism RMSE on 400 rows under interventions up to 3 context SDs
+RMSE on 400 query rows (``dec``; ``encoder noise``: the encoder head's, each chunk of query rows appended to the
+context; ``auto noise``: ``abduction="auto"``, per node the kernel's where ``KernelMechanisms.certain`` says
+its line leaves no doubt, else the encoder head's) and the mechanism RMSE on 400 rows under interventions up to
+3 context SDs
 beyond the context (``int``), as ``tools/compare_weights.py`` scores them, for the shipped decoder T and the
 kernel regressions (``kernel``; ``--baseline``: another version beside), all from the first ``--context`` rows; ``kernel s``: seconds per fit and
 prediction. One thread.
@@ -11,8 +14,8 @@ prediction. One thread.
 
 import argparse
 import importlib.util
-import sys
 import json
+import sys
 import time
 
 import numpy as np
@@ -64,6 +67,16 @@ def main() -> None:
                 mech = KernelMechanisms(ctx[0].double().numpy(), a)
                 answers["kernel"] = mech.predict(rows[0].double().numpy(), nodes)
                 acc.setdefault("kernel s", []).append(time.perf_counter() - start)
+                # noise abduction: the encoder head (each chunk of query rows appended to the context, as
+                # InferredSCM.noise does) and abduction "auto": the kernel's x - f(x) on its certain nodes
+                query, f_enc = x[:, 400:], []
+                for lo in range(0, 400, args.context):
+                    _, f_hat = net.encoder(torch.cat([ctx, query[:, lo:lo + args.context]], 1), adj)
+                    f_enc.append(f_hat[:, args.context:])
+                f_enc = torch.cat(f_enc, 1)[0].double().numpy()
+                hybrid = np.where(mech.certain(d), answers["kernel"][:400], f_enc)
+                acc.setdefault("encoder noise", []).append(rmse_per_sample(noise, q - f_enc, scored))
+                acc.setdefault("auto noise", []).append(rmse_per_sample(noise, q - hybrid, scored))
                 for name, other in others.items():
                     answers[name] = other(ctx[0].double().numpy(), a).predict(rows[0].double().numpy(), nodes)
                 for name, t in answers.items():

@@ -219,9 +219,8 @@ def test_effect_adds_the_calibrated_model_error_for_its_weights_only(scm, monkey
 
 def test_shipped_effect_calibration_belongs_to_the_shipped_weights():
     from condfip.effects import CALIBRATION_FILE, conformal_quantile, load_calibration
-    from condfip.pretrained import WEIGHTS_DIR, WEIGHTS_FILE, sha256
-
     from condfip.inference import DEFAULT_MECHANISMS
+    from condfip.pretrained import WEIGHTS_DIR, WEIGHTS_FILE, sha256
 
     calibration = load_calibration(CALIBRATION_FILE)
     assert calibration is not None and calibration["weights_sha256"] == sha256(WEIGHTS_DIR / WEIGHTS_FILE)
@@ -421,7 +420,7 @@ def test_load_refuses_mismatched_weights_and_bad_files(scm, tmp_path):
 
 def test_dowhy_counterfactuals_equal_ours(scm, data):
     gcm = pytest.importorskip("dowhy.gcm")
-    assert scm.abduction == "decoder"
+    assert scm.abduction == "auto" and scm.card.get("default_abduction", "decoder") == "decoder"  # auto = decoder
     model = scm.to_dowhy()
     assert isinstance(model, gcm.InvertibleStructuralCausalModel)
     assert set(model.graph.edges) == set(EDGES)

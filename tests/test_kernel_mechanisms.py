@@ -4,7 +4,9 @@ saved SCMs and the effect bootstrap's refits."""
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 
 import condfip
@@ -164,3 +166,33 @@ def test_kernel_effect_is_uncalibrated_and_says_so():
                                                                             bootstrap=20)
     assert not effect.calibrated and effect.model_error == 0.0 and "only" in effect.covers
     assert effect.low <= effect.estimate <= effect.high
+
+
+def test_auto_abduction_takes_certain_lines_from_the_kernel_and_the_rest_from_the_encoder_head(monkeypatch):
+    from condfip.inference import ZeroShotModel
+
+    data, graph = chain_data(n=200)
+    model = random_model()
+    model = ZeroShotModel(model.network, {**model.card, "default_abduction": "encoder"})
+    scm = model.infer(data, graph)
+    assert scm.abduction == "auto"
+    certain = scm.kernel.certain(len(scm.columns))
+    names = [c for c, sure in zip(scm.columns, certain) if sure]
+    assert {"a", "b", "e"} <= set(names) and "c" not in names  # roots, a clear line; not the sine
+    noise, x = scm.noise(data), data.to_numpy()
+    encoder = model.infer(data, graph, abduction="encoder").noise(data)
+    decoder = model.infer(data, graph, abduction="decoder").noise(data)
+    for column in scm.columns:
+        want = decoder if column in names else encoder
+        np.testing.assert_allclose(noise[column], want[column], rtol=1e-9, atol=1e-9)
+    exact = [c for c in names if nx.ancestors(graph, c) <= set(names)]  # certain nodes of certain ancestors
+    back = scm.sample(noise=noise)[exact].to_numpy()  # round-trip exactly
+    np.testing.assert_allclose(back, x[:, [scm.columns.index(c) for c in exact]], atol=1e-9)
+
+    rng = np.random.default_rng(1)  # all certain (a root and a clear line): the network never runs for noise
+    a = rng.standard_normal(300)
+    linear = pd.DataFrame({"a": a, "b": 2 * a + 0.3 * rng.standard_normal(300)})
+    scm = model.infer(linear, nx.DiGraph([("a", "b")]))
+    monkeypatch.setattr(type(scm), "encoder_mechanism_array", lambda self, x: pytest.fail("encoder ran"))
+    np.testing.assert_allclose(scm.noise(linear).to_numpy(), linear.to_numpy() - scm.mechanism_array(
+        linear.to_numpy()), atol=1e-12)

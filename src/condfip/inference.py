@@ -30,7 +30,8 @@ from condfip.refined import LeastSquaresRefinedSCM
 from condfip.saved import read_scm
 from condfip.scm import SCM, draw_from_pool
 
-ABDUCTIONS = ("decoder", "encoder")
+ABDUCTIONS = ("auto", "decoder", "encoder")
+DEFAULT_ABDUCTION = "auto"  # measured best on noise (docs/training-log.md, "auto abduction")
 NOISE_MODELS = ("empirical", "gaussian")
 DEFAULT_MECHANISMS = "kernel"  # measured better on generation (README, Results; docs/training-log.md)
 
@@ -39,9 +40,13 @@ class InferredSCM(SCM):
     """An SCM inferred from a context dataset (see the module docstring). All methods take and return the
     user's units.
 
-    ``abduction``: how ``noise(data)`` abducts: ``"decoder"`` (x - T(x); exact round trip with ``sample``)
-    or ``"encoder"`` (x - encoder head, with the rows appended to the context). Counterfactuals always
-    abduct with the decoder (see ``counterfactual``).
+    ``abduction``: how ``noise(data)`` abducts: ``"decoder"`` (x - T(x); exact round trip with ``sample``),
+    ``"encoder"`` (x - encoder head, with the rows appended to the context) or ``"auto"`` (the default): with
+    kernel mechanisms, each root and each node whose regression is a line the context leaves no doubt about
+    (``KernelMechanisms.certain``) gets ``x - f(x)`` from its regression, the other nodes the network's
+    abduction the model card names (the encoder head); the network runs only if some node needs it. With
+    network mechanisms ``"auto"`` is the card's abduction. Counterfactuals always abduct with the decoder (see
+    ``counterfactual``).
     ``noise_model``: how fresh noise is drawn: ``"empirical"`` (resample each node's marginal of the
     context's decoder-abducted noise by its inverse CDF) or ``"gaussian"`` (a per-node Gaussian fitted to it).
     ``mechanisms``: what generation runs through: ``"kernel"`` (default: per-node kernel ridge regressions
@@ -133,7 +138,20 @@ class InferredSCM(SCM):
         return self.mean[nodes] + self.std[nodes] * out
 
     def noise(self, data) -> pd.DataFrame:
-        if self.abduction == "decoder":
+        abduction = self.abduction
+        if abduction == "auto":
+            abduction = self.card.get("default_abduction", "decoder")
+            if self.kernel is not None and abduction == "encoder":
+                x, index = self._as_array(data, "data")
+                certain = self.kernel.certain(len(self.columns))
+                out = np.empty_like(x, dtype=np.float64)
+                nodes = np.flatnonzero(certain)
+                out[:, nodes] = x[:, nodes] - self.mechanism_nodes_array(x, nodes)
+                if not certain.all():
+                    rest = np.flatnonzero(~certain)
+                    out[:, rest] = (x - self.encoder_mechanism_array(x))[:, rest]
+                return self._frame(out, index)
+        if abduction == "decoder":
             return super().noise(data)
         x, index = self._as_array(data, "data")
         return self._frame(x - self.encoder_mechanism_array(x), index)
@@ -254,7 +272,7 @@ class ZeroShotModel:
             rows = np.sort(np.random.default_rng(context_seed).choice(len(frame), self.max_context, replace=False))
             context = frame.iloc[rows]
         check_memory(len(context), frame.shape[1], self.network.config)
-        abduction = abduction or self.card.get("default_abduction", "decoder")
+        abduction = abduction or DEFAULT_ABDUCTION
         scm = InferredSCM(self.network, self.card, context, dag, abduction=abduction, noise_model=noise_model,
                           default_n=len(frame), mechanisms=mechanisms)
         scm.graph_source = source

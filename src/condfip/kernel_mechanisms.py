@@ -36,6 +36,7 @@ RIDGES = tuple(10.0 ** np.arange(-5.0, 1.01, 0.5))
 SELECTION_ROWS = 400
 BEYOND = ("flat", "line", "continue")  # how a curve answers beyond the context's range (NodeFit)
 HELD_OUT = 0.3  # share of context rows, farthest out, that choose_beyond scores on
+CERTAIN_LINE = 0.01  # a line whose best curve gains less than this share of LOO error abducts noise (certain)
 
 
 def rbf(a: np.ndarray, c: np.ndarray, lengthscale: float) -> np.ndarray:
@@ -52,7 +53,8 @@ def with_intercept(a: np.ndarray) -> np.ndarray:
 class NodeFit:
     """One node's regression on the rows ``rows`` (its parents' context values): length-scale (None: linear),
     ridge, line coefficients ``trend`` on [1, z], RBF dual weights ``alpha`` (None when linear) and the
-    leave-one-out RMSE it was chosen by (standardised units). A curve (``alpha`` set) answers beyond its context's
+    leave-one-out RMSE it was chosen by (standardised units); ``curve_gain``: the share by which the best curve's
+    LOO error was below the line's (``select``). A curve (``alpha`` set) answers beyond its context's
     range per parent, ``low`` .. ``high``, as ``beyond`` says (one of ``BEYOND``, chosen by ``choose_beyond``):
     ``flat`` evaluates the curve at the parents clipped into that range; ``line`` lets the RBF term fade into
     the line ``trend``; ``continue`` adds to the clipped curve the line's slope times the distance beyond."""
@@ -67,6 +69,7 @@ class NodeFit:
     beyond: str = "line"
     low: np.ndarray | None = None
     high: np.ndarray | None = None
+    curve_gain: float = 0.0
 
     def predict(self, z: np.ndarray) -> np.ndarray:
         """f(z) for rows z of the parents' values (m, p): (m,). Far beyond the context the RBF term is 0 (its
@@ -87,7 +90,7 @@ class NodeFit:
                 out = out + rbf(z, self.rows, self.lengthscale) @ self.alpha
         return out
 
-    def refit(self, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> "NodeFit":
+    def refit(self, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> NodeFit:
         """The same model (length-scale, ridge, behaviour beyond the range) solved on other rows, whose range it
         answers within; ``weights``: row multiplicities (rows of weight 0 are outside the range)."""
         if weights is not None:
@@ -113,7 +116,7 @@ def choose_beyond(a: np.ndarray, y: np.ndarray, lengthscale: float, ridge: float
     continues shows it at the edges)."""
     distance = np.abs((a - np.median(a, 0)) / (a.std(0) + 1e-12)).max(1)
     order = np.argsort(distance, kind="stable")
-    held = max(5, int(round(HELD_OUT * len(a))))
+    held = max(5, round(HELD_OUT * len(a)))
     inner, outer = order[:-held], order[-held:]
     fit = fit_node(np.arange(a.shape[1]), a[inner], y[inner], lengthscale, ridge, 0.0)
     errors = {b: (replace(fit, beyond=b).predict(a[outer]) - y[outer]) ** 2 for b in BEYOND}
@@ -143,10 +146,11 @@ def _smooth_loo(a: np.ndarray, y: np.ndarray, lengthscale: float):
         yield float(ridge), (eigvec @ (w * projected)) / (squared @ w)
 
 
-def select(a: np.ndarray, y: np.ndarray) -> tuple[float | None, float, float]:
-    """(length-scale or None for linear, ridge, LOO RMSE) by leave-one-out error. The line stays unless the
-    best smooth model's LOO error is lower by more than one standard error of the paired difference (a gain
-    within the noise does not buy a curve that can turn beyond the context)."""
+def select(a: np.ndarray, y: np.ndarray) -> tuple[float | None, float, float, float]:
+    """(length-scale or None for linear, ridge, LOO RMSE, curve gain) by leave-one-out error. The line stays
+    unless the best smooth model's LOO error is lower by more than one standard error of the paired difference
+    (a gain within the noise does not buy a curve that can turn beyond the context). Curve gain: how much lower
+    the best smooth model's LOO mean squared error is than the line's, as a share of the line's."""
     def best(candidates):
         return min(((float(np.mean(r * r)), lengthscale, ridge, r) for lengthscale, ridge, r in candidates),
                    key=lambda c: c[0])
@@ -156,7 +160,8 @@ def select(a: np.ndarray, y: np.ndarray) -> tuple[float | None, float, float]:
                   for ridge, r in _smooth_loo(a, y, r_ * np.sqrt(a.shape[1])))
     gain = linear[3] ** 2 - smooth[3] ** 2
     chosen = smooth if gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain)) else linear
-    return (None if chosen[1] is None else float(chosen[1])), chosen[2], float(np.sqrt(chosen[0]))
+    curve_gain = float(gain.mean() / max(linear[0], 1e-300))
+    return (None if chosen[1] is None else float(chosen[1])), chosen[2], float(np.sqrt(chosen[0])), curve_gain
 
 
 def solve(a: np.ndarray, y: np.ndarray, lengthscale: float | None, ridge: float,
@@ -188,22 +193,31 @@ class KernelMechanisms:
             parents = np.flatnonzero(adj[:, i])
             if len(parents) == 0:
                 continue
-            lengthscale, ridge, loo = select(x[rows][:, parents], x[rows, i])
+            lengthscale, ridge, loo, gain = select(x[rows][:, parents], x[rows, i])
             beyond = "line" if lengthscale is None else choose_beyond(x[:, parents], x[:, i], lengthscale, ridge)
-            self.fits[i] = fit_node(parents, x[:, parents], x[:, i], lengthscale, ridge, loo, beyond)
+            self.fits[i] = replace(fit_node(parents, x[:, parents], x[:, i], lengthscale, ridge, loo, beyond),
+                                   curve_gain=gain)
 
     @classmethod
-    def _of(cls, fits: dict[int, NodeFit]) -> "KernelMechanisms":
+    def _of(cls, fits: dict[int, NodeFit]) -> KernelMechanisms:
         mechanisms = cls.__new__(cls)
         mechanisms.fits = fits
         return mechanisms
 
-    def refit(self, x: np.ndarray, weights: np.ndarray | None = None) -> "KernelMechanisms":
+    def refit(self, x: np.ndarray, weights: np.ndarray | None = None) -> KernelMechanisms:
         """The same models (each node's kernel, length-scale and ridge) solved on other standardised rows ``x``
         (n, d); ``weights``: row multiplicities (rows of weight 0 are left out)."""
         keep = np.ones(len(x), dtype=bool) if weights is None else np.asarray(weights) > 0
         x, weights = x[keep], None if weights is None else np.asarray(weights)[keep]
         return self._of({i: fit.refit(x[:, fit.parents], x[:, i], weights) for i, fit in self.fits.items()})
+
+    def certain(self, d: int) -> np.ndarray:
+        """Which of the d nodes these regressions abduct noise for under ``abduction="auto"`` (bool, (d,)): the
+        roots (f = the context mean) and the nodes fitted by a line that no curve improved on by ``CERTAIN_LINE``
+        or more of its LOO error. On the validation suite that abduction beats the encoder head on linear
+        mechanisms and ties it on nonlinear ones (docs/training-log.md)."""
+        return np.array([i not in self.fits or (self.fits[i].lengthscale is None
+                                                and self.fits[i].curve_gain < CERTAIN_LINE) for i in range(d)])
 
     def predict(self, z: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """f(z) for ``nodes`` (standardised units): (rows, len(nodes)); roots get their context mean, 0."""

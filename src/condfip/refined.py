@@ -43,7 +43,8 @@ class LeastSquaresRefinedSCM(SCM):
         parents = parent_lists(self._graph, self.columns)
         self.coef, self.intercept = fit_on_parents(x, x - base.mechanism_array(x), parents)
         self.encoder_coef = self.encoder_intercept = None
-        if base.abduction == "encoder":
+        head = base.card.get("default_abduction") if base.abduction == "auto" else base.abduction
+        if head == "encoder":  # "auto": the hybrid corrects the network's abduction on every node
             self.encoder_coef, self.encoder_intercept = fit_on_parents(x, x - base.context_encoder_mechanism,
                                                                        parents)
         self.context_noise = x - self.mechanism_array(x)

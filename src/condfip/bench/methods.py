@@ -1,13 +1,14 @@
 """The benchmarked methods: each one fits (or infers) an SCM on the context rows and the true graph, and is
 then asked everything through the one SCM interface.
 
-- ``condfip``: the shipped weights (``condfip.load_pretrained()``) and the defaults of ``infer``: noise abducted
-  by the encoder head (the model card's default), generation through per-node kernel ridge regressions fitted
-  in closed form on the context (``mechanisms="kernel"``, ``condfip.kernel_mechanisms``).
+- ``condfip``: the shipped weights (``condfip.load_pretrained()``) and the defaults of ``infer``: generation
+  through per-node kernel ridge regressions fitted in closed form on the context (``mechanisms="kernel"``,
+  ``condfip.kernel_mechanisms``); noise abducted with ``abduction="auto"``: roots and nodes whose regression is a
+  line the context leaves no doubt about by ``x - f(x)``, the others by the encoder head.
 - ``condfip-network``: ``infer(..., mechanisms="network")``: generation through the decoder's T, the paper's
   regression-free zero-shot answer (the default until the kernel mechanisms measured better).
-- ``condfip-decoder`` / ``condfip-encoder`` (optional): the default forced to abduct noise with the generating
-  mechanisms (``x - f(x)``) or the encoder head.
+- ``condfip-decoder`` / ``condfip-encoder`` (optional): the default forced to abduct every node's noise with
+  the generating mechanisms (``x - f(x)``) or with the encoder head.
 - ``condfip+ols``: ``model.infer(..., least_squares=True)``: ``condfip`` plus per-node least-squares corrections
   on the parents fitted on the context (``condfip.refined``); not zero-shot, so reported apart.
 - ``dowhy``: DoWhy-gcm, auto-assigned mechanisms + fit (``condfip.baselines.DoWhySCM``), in a worker process
