@@ -66,7 +66,8 @@ def _beyond(values: np.ndarray, low: float, high: float, std: float) -> tuple[in
 
 
 def _sds(far: float) -> str:
-    return f"{far:.1f}" if far < 1e4 else f"{far:.2g}"
+    """How far beyond the range, in context SDs: one decimal, significant digits when below 0.1 or huge."""
+    return f"{far:.1f}" if 0.1 <= far < 1e4 else f"{far:.2g}"
 
 
 class SCM(ABC):
