@@ -74,7 +74,9 @@ def main() -> None:
                     _, f_hat = net.encoder(torch.cat([ctx, query[:, lo:lo + args.context]], 1), adj)
                     f_enc.append(f_hat[:, args.context:])
                 f_enc = torch.cat(f_enc, 1)[0].double().numpy()
-                hybrid = np.where(mech.certain(d), answers["kernel"][:400], f_enc)
+                _, f_ctx = net.encoder(ctx, adj)
+                rival = (ctx[0] - f_ctx[0]).double().pow(2).mean(0).sqrt().numpy()
+                hybrid = np.where(mech.certain(d, rival_rmse=rival), answers["kernel"][:400], f_enc)
                 acc.setdefault("encoder noise", []).append(rmse_per_sample(noise, q - f_enc, scored))
                 acc.setdefault("auto noise", []).append(rmse_per_sample(noise, q - hybrid, scored))
                 for name, other in others.items():

@@ -150,7 +150,7 @@ def test_every_file_and_name_the_architecture_page_gives_exists():
 def test_the_architecture_page_names_every_module_of_the_pipeline():
     paths, _ = named_in_architecture()
     for module in ("cli.py", "cli_options.py", "commands.py", "inputs.py", "memory.py", "pretrained.py",
-                   "inference.py", "model.py", "scm.py", "refined.py", "atomic.py", "report.py", "saved.py",
+                   "inference.py", "model.py", "scm.py", "atomic.py", "report.py", "saved.py",
                    "effects.py", "interop_dowhy.py", "discover.py"):
         assert f"src/condfip/{module}" in paths, module
 

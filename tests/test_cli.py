@@ -73,7 +73,7 @@ def test_every_command_has_a_help_and_a_shared_option_reads_the_same_everywhere(
         for param in command.params if name != "train" else ():
             if param.opts[0] != "--graph" or name not in ("bench", "simulate"):
                 helps.setdefault(param.opts[0], set()).add(param.help)
-    for option in ("--weights", "--seed", "--graph", "--least-squares", "--mechanisms", "--do", "--shift",
+    for option in ("--weights", "--seed", "--graph", "--mechanisms", "--do", "--shift",
                    "--isolated"):
         assert len(helps[option]) == 1, (option, helps[option])
 
@@ -113,19 +113,6 @@ def test_noise_and_counterfactual_one_row_per_data_row(files):
     data = pd.read_csv(files["data"])
     expected = python_scm(files).counterfactual(data, {"a": 1.25})
     np.testing.assert_allclose(cf.to_numpy(), expected.to_numpy(), rtol=1e-12)
-
-
-@pytest.mark.parametrize("command", ["sample", "noise", "counterfactual"])
-def test_least_squares_flag_answers_with_condfip_plus_ols(files, command):
-    args = [command, str(files["data"]), "--graph", str(files["graph"])] + (["--do", "a=1.25"] if command ==
-                                                                          "counterfactual" else [])
-    plain, refined = table(cli(files, *args)), table(cli(files, *args, "--least-squares"))
-    scm = condfip.load_pretrained(files["weights"]).infer(files["data"], files["graph"], least_squares=True)
-    data = pd.read_csv(files["data"])
-    expected = {"sample": lambda: scm.sample(ROWS, seed=0), "noise": lambda: scm.noise(data),
-                "counterfactual": lambda: scm.counterfactual(data, {"a": 1.25})}[command]()
-    np.testing.assert_allclose(refined.to_numpy(), expected.to_numpy(), rtol=1e-12)
-    assert not np.allclose(refined.to_numpy(), plain.to_numpy())
 
 
 @pytest.mark.parametrize("command", ["sample", "counterfactual"])

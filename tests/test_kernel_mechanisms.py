@@ -176,7 +176,7 @@ def test_auto_abduction_takes_certain_lines_from_the_kernel_and_the_rest_from_th
     model = ZeroShotModel(model.network, {**model.card, "default_abduction": "encoder"})
     scm = model.infer(data, graph)
     assert scm.abduction == "auto"
-    certain = scm.kernel.certain(len(scm.columns))
+    certain = scm.kernel.certain(len(scm.columns), rival_rmse=scm.context_encoder_rmse())
     names = [c for c, sure in zip(scm.columns, certain) if sure]
     assert {"a", "b", "e"} <= set(names) and "c" not in names  # roots, a clear line; not the sine
     noise, x = scm.noise(data), data.to_numpy()
@@ -196,3 +196,14 @@ def test_auto_abduction_takes_certain_lines_from_the_kernel_and_the_rest_from_th
     monkeypatch.setattr(type(scm), "encoder_mechanism_array", lambda self, x: pytest.fail("encoder ran"))
     np.testing.assert_allclose(scm.noise(linear).to_numpy(), linear.to_numpy() - scm.mechanism_array(
         linear.to_numpy()), atol=1e-12)
+
+
+def test_a_line_far_worse_than_its_rival_on_the_context_is_not_certain():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 1))
+    y = 2 * a[:, 0] + 0.05 * rng.standard_normal(300)
+    mech = KernelMechanisms(np.c_[a, y], np.array([[False, True], [False, False]]))
+    loo = mech.fits[1].loo_rmse
+    assert mech.fits[1].lengthscale is None and mech.certain(2).all()
+    assert mech.certain(2, rival_rmse=np.array([1.0, loo / 3.9])).all()  # within RIVAL_FACTOR: still the line
+    assert mech.certain(2, rival_rmse=np.array([1.0, loo / 4.1])).tolist() == [True, False]  # the root stays

@@ -3,11 +3,11 @@
     python tools/results_summary.py docs/results/full
 
 Prints: the target cell (P_IN, d = 20, n = 400) noise means; per task and mechanism the condfip / DoWhy,
-condfip+ols / DoWhy and condfip+ols / condfip ratios of cell means (median, min, max over the cells where both
+condfip-network / DoWhy and condfip / condfip-network ratios of cell means (median, min, max over the cells where both
 ran, as in the tables' last column); the Sachs MMD² means; wall time per dataset (range of cell means) and the
 same pairs' ratios of it (and the cells where the first is slower); and the scale rows at d = 100.
 
-    python tools/results_summary.py docs/results/full --targets [--method condfip+ols]
+    python tools/results_summary.py docs/results/full --targets [--method condfip-network]
 
 Prints instead the generation issue's targets (issue 20), each with the run's figure and whether it is met.
 """
@@ -25,7 +25,7 @@ from condfip.bench.report import dataset_seconds, mean_se
 from condfip.bench.tasks import PAPER_TASKS, TASKS
 
 TARGET_CELL = "paper-in/{mechanism}/d20/n400"
-RATIOS = (("condfip", "dowhy"), ("condfip+ols", "dowhy"), ("condfip+ols", "condfip"))
+RATIOS = (("condfip", "dowhy"), ("condfip-network", "dowhy"), ("condfip", "condfip-network"))
 
 
 def cell_means(records: list[dict], task: str) -> dict[tuple[str, str], float]:
@@ -138,7 +138,7 @@ def main() -> None:
         mean, se = mean_se(values)
         print(f"sachs MMD² {method}: {mean:.4f} (se {se:.4f}, {len(values)} splits)")
     seconds = mean_seconds_per_dataset(records)
-    for name in ("condfip", "condfip+ols", "dowhy"):
+    for name in ("condfip", "condfip-network", "dowhy"):
         per_cell = [s for (_, method), s in seconds.items() if method == name]
         if per_cell:
             print(f"time per dataset {name}: {min(per_cell):.2f}-{max(per_cell):.2f} s (cell means)")

@@ -180,7 +180,7 @@ def bench_cmd(
     out: out_folder("results.json, results.md, plots"),
     quick: Annotated[bool, typer.Option("--quick", help="d in {10, 20}, n = 400, 3 SCMs per cell.")] = False,
     methods: Annotated[str | None, typer.Option(
-        help="Comma-separated subset of condfip, condfip-network, condfip+ols, dowhy, ols-parents, oracle, zero-noise, "
+        help="Comma-separated subset of condfip, condfip-network, dowhy, ols-parents, oracle, zero-noise, "
         "condfip-decoder, condfip-encoder.")
     ] = None,
     cells: Annotated[str | None, typer.Option(

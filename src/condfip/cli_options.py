@@ -27,10 +27,6 @@ Isolated = Annotated[list[str] | None, typer.Option("--isolated", help="A data c
 Weights = Annotated[Path | None, typer.Option("--weights", help="Another weights folder (condfip.safetensors + "
                                               "condfip.json) or .safetensors file; default: the shipped "
                                               "weights.")]
-LeastSquares = Annotated[bool, typer.Option("--least-squares", help="condfip+ols: after the network's pass, add "
-                                            "least-squares corrections on the parents fitted on DATA (a "
-                                            "closed-form regression step, not zero-shot; best on linear "
-                                            "mechanisms, README).")]
 Mechanisms = Annotated[str | None, typer.Option("--mechanisms", help="What generates samples, interventions and "
                                          "counterfactuals: 'kernel' (default: a closed-form kernel regression per "
                                          "node on DATA) or 'network' (the network's decoder, regression-free).")]

@@ -24,7 +24,6 @@ from condfip.cli_options import (
     Do,
     Graph,
     Isolated,
-    LeastSquares,
     Mechanisms,
     Seed,
     Shift,
@@ -154,11 +153,10 @@ def _discovered(frame: pd.DataFrame):
     return graph
 
 
-def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, least_squares: bool = False,
-           isolated: list[str] | None = None, mechanisms: str | None = None):
+def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, isolated: list[str] | None = None,
+           mechanisms: str | None = None):
     """Read GRAPH (``auto``: discover it; plus the ``isolated`` nodes), check the memory estimate, infer the SCM
-    of ``frame`` with ``mechanisms`` (None: infer's default; with ``least_squares``: plus the least-squares step,
-    condfip+ols)."""
+    of ``frame`` with ``mechanisms`` (None: infer's default)."""
     from condfip.inference import load_pretrained
     from condfip.inputs import read_graph, validate
     from condfip.memory import check_memory
@@ -168,7 +166,7 @@ def _infer(frame: pd.DataFrame, graph: str, weights: Path | None, least_squares:
     model = load_pretrained(weights)
     check_memory(len(frame), frame.shape[1], model.network.config)
     options = {} if mechanisms is None else {"mechanisms": mechanisms}
-    return model.infer(frame, dag, least_squares=least_squares, **options)
+    return model.infer(frame, dag, **options)
 
 
 TABLE_WRITERS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}  # the -o suffixes, by writer
@@ -239,7 +237,6 @@ def sample(
     seed: Seed = 0,
     out: TableOut = None,
     weights: Weights = None,
-    least_squares: LeastSquares = False,
     mechanisms: Mechanisms = None,
     isolated: Isolated = None,
 ):
@@ -256,27 +253,26 @@ def sample(
         from condfip.memory import check_rows_memory
 
         check_rows_memory(n, frame.shape[1], "-n")  # before the network is even loaded
-    scm = _infer(frame, graph, weights, least_squares, isolated, mechanisms)
+    scm = _infer(frame, graph, weights, isolated, mechanisms)
     write_table((scm.do(interventions) if interventions else scm).sample(n, seed=seed), out)
     print_trust_warnings(scm, frame)
 
 
-def noise(data: Data, graph: Graph, out: TableOut = None, weights: Weights = None, least_squares: LeastSquares = False,
-          mechanisms: Mechanisms = None, isolated: Isolated = None):
+def noise(data: Data, graph: Graph, out: TableOut = None, weights: Weights = None, mechanisms: Mechanisms = None,
+          isolated: Isolated = None):
     """Abduct the noise of every row of DATA (one noise row per data row).
 
     Example: condfip noise data.csv --graph graph.csv -o noise.csv
     """
     check_output(out)
     frame = _read(data)
-    scm = _infer(frame, graph, weights, least_squares, isolated, mechanisms)
+    scm = _infer(frame, graph, weights, isolated, mechanisms)
     write_table(scm.noise(frame), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 
 
 def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None, out: TableOut = None,
-                   weights: Weights = None, least_squares: LeastSquares = False, mechanisms: Mechanisms = None,
-                   isolated: Isolated = None):
+                   weights: Weights = None, mechanisms: Mechanisms = None, isolated: Isolated = None):
     """One counterfactual row per row of DATA: what each row would have been under the intervention.
 
     Example: condfip counterfactual data.csv --graph graph.csv --do X=0 -o counterfactuals.csv
@@ -284,7 +280,7 @@ def counterfactual(data: Data, graph: Graph, do: Do = None, shift: Shift = None,
     check_output(out)
     frame = _read(data)
     interventions = interventions_from(do, shift, list(frame.columns), required=True)
-    scm = _infer(frame, graph, weights, least_squares, isolated, mechanisms)
+    scm = _infer(frame, graph, weights, isolated, mechanisms)
     write_table(scm.counterfactual(frame, interventions), out, index=_keeps_index(frame))
     print_trust_warnings(scm, frame)
 

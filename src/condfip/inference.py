@@ -8,8 +8,7 @@ names: ``"kernel"`` (default) fits each node's ``f_i`` on the context rows by ke
 form (``condfip.kernel_mechanisms``), a classical per-dataset step that the benchmark shows generates better
 than the decoder; ``"network"`` uses the decoder's ``T`` in the user's units,
 ``f(x) = mean + std * T((x - mean) / std)``: the paper's regression-free, zero-shot answer (benchmarked as
-``condfip-network``). With ``least_squares=True`` it adds a closed-form least-squares correction on the parents
-(``condfip.refined``; benchmarked as ``condfip+ols``)."""
+``condfip-network``)."""
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ from condfip.kernel_mechanisms import MECHANISMS, KernelMechanisms
 from condfip.memory import ROW_CHUNK, check_memory
 from condfip.model import CondFiP
 from condfip.pretrained import _weights_paths, build_network
-from condfip.refined import LeastSquaresRefinedSCM
 from condfip.saved import read_scm
 from condfip.scm import SCM, draw_from_pool
 
@@ -78,7 +76,7 @@ class InferredSCM(SCM):
             standardised = self._standardised(context.to_numpy())
             hidden, f_hat = network.encoder(standardised, self.adj)
             self.code = network.decoder.dataset_code(hidden, self.adj, standardised)
-        # the encoder head's f(x) on the context rows, from this same pass (the hybrid fits its correction on it)
+        # the encoder head's f(x) on the context rows, from this same pass (abduction "auto" checks lines against it)
         self.context_encoder_mechanism = self.mean + self.std * f_hat[0].double().numpy()
         self._context_noise: np.ndarray | None = None
         self._memory: tuple | None = None
@@ -143,7 +141,7 @@ class InferredSCM(SCM):
             abduction = self.card.get("default_abduction", "decoder")
             if self.kernel is not None and abduction == "encoder":
                 x, index = self._as_array(data, "data")
-                certain = self.kernel.certain(len(self.columns))
+                certain = self.kernel.certain(len(self.columns), rival_rmse=self.context_encoder_rmse())
                 out = np.empty_like(x, dtype=np.float64)
                 nodes = np.flatnonzero(certain)
                 out[:, nodes] = x[:, nodes] - self.mechanism_nodes_array(x, nodes)
@@ -163,6 +161,11 @@ class InferredSCM(SCM):
         exactly, and T's errors partly cancel between the two steps (on the validation suite this beats
         encoder-head abduction for counterfactuals; README, docs/training-log.md)."""
         return self.do(interventions).sample(noise=super().noise(data))
+
+    def context_encoder_rmse(self) -> np.ndarray:
+        """The encoder head's RMSE on the context rows per node, x - f(x), in standardised units."""
+        x = self.context.to_numpy()
+        return np.sqrt(np.mean(((x - self.context_encoder_mechanism) / self.std) ** 2, axis=0))
 
     @torch.no_grad()
     def encoder_mechanism_array(self, x: np.ndarray) -> np.ndarray:
@@ -234,7 +237,7 @@ class ZeroShotModel:
     def max_context(self) -> int:
         return self.network.config.max_context
 
-    def infer(self, data, graph=None, *, least_squares: bool = False, abduction: str | None = None,
+    def infer(self, data, graph=None, *, abduction: str | None = None,
               noise_model: str = "empirical", context_seed: int = 0, isolated: list[str] | None = None,
               mechanisms: str = DEFAULT_MECHANISMS) -> SCM:
         """Infer the SCM of ``data`` (DataFrame, CSV/Parquet path or named array) on ``graph`` (networkx
@@ -249,12 +252,6 @@ class ZeroShotModel:
         the benchmark it generates better than DoWhy-gcm on RFF (README, Results). ``"network"``: the decoder's
         T, the paper's regression-free answer (the bench's ``condfip-network``). Noise abduction with the
         encoder head (the model card's default) is the network's either way.
-
-        ``least_squares=True``: after the network's pass, each node's residual on the context is regressed on
-        its parents by least squares and the fit is added to its mechanism (``condfip.refined``, the bench's
-        ``condfip+ols``). It wins on linear mechanisms (README, Results); the answer then contains a
-        closed-form least-squares step, so it is not the regression-free zero-shot model. Returns a
-        ``LeastSquaresRefinedSCM``, which answers the SCM interface.
 
         ``graph=None``: the graph is discovered from all rows by ``condfip.discover`` with its default method
         (edges carry a bootstrap ``confidence``; ``scm.report()`` flags the low ones). ``scm.graph_source``
@@ -276,7 +273,7 @@ class ZeroShotModel:
         scm = InferredSCM(self.network, self.card, context, dag, abduction=abduction, noise_model=noise_model,
                           default_n=len(frame), mechanisms=mechanisms)
         scm.graph_source = source
-        return LeastSquaresRefinedSCM(scm) if least_squares else scm
+        return scm
 
 
 def load_pretrained(path: str | Path | None = None) -> ZeroShotModel:

@@ -36,7 +36,8 @@ RIDGES = tuple(10.0 ** np.arange(-5.0, 1.01, 0.5))
 SELECTION_ROWS = 400
 BEYOND = ("flat", "line", "continue")  # how a curve answers beyond the context's range (NodeFit)
 HELD_OUT = 0.3  # share of context rows, farthest out, that choose_beyond scores on
-CERTAIN_LINE = 0.01  # a line whose best curve gains less than this share of LOO error abducts noise (certain)
+CERTAIN_LINE = 0.01  # a line whose best curve lowers its LOO MSE by less than this squared abducts noise (certain)
+RIVAL_FACTOR = 4.0  # ... unless its LOO RMSE is over this many times another model's error on the context rows
 
 
 def rbf(a: np.ndarray, c: np.ndarray, lengthscale: float) -> np.ndarray:
@@ -211,13 +212,25 @@ class KernelMechanisms:
         x, weights = x[keep], None if weights is None else np.asarray(weights)[keep]
         return self._of({i: fit.refit(x[:, fit.parents], x[:, i], weights) for i, fit in self.fits.items()})
 
-    def certain(self, d: int) -> np.ndarray:
+    def certain(self, d: int, rival_rmse: np.ndarray | None = None) -> np.ndarray:
         """Which of the d nodes these regressions abduct noise for under ``abduction="auto"`` (bool, (d,)): the
-        roots (f = the context mean) and the nodes fitted by a line that no curve improved on by ``CERTAIN_LINE``
-        or more of its LOO error. On the validation suite that abduction beats the encoder head on linear
-        mechanisms and ties it on nonlinear ones (docs/training-log.md)."""
-        return np.array([i not in self.fits or (self.fits[i].lengthscale is None
-                                                and self.fits[i].curve_gain < CERTAIN_LINE) for i in range(d)])
+        roots (f = the context mean) and the nodes fitted by a line whose best curve lowered its LOO mean squared
+        error by less than ``CERTAIN_LINE`` squared (standardised units: what the line may miss is below about
+        0.01 SD). An absolute bound, not a share of the error: a share let noisy nonlinear nodes through, whose
+        line missed by 0.1 SD (docs/training-log.md, "auto abduction, an absolute bound"). On the validation
+        suite this abduction beats the encoder head on linear mechanisms and ties it on nonlinear ones.
+
+        ``rival_rmse`` (d,): another model's RMSE on the context rows (the encoder head's, standardised units).
+        A line whose LOO RMSE is more than ``RIVAL_FACTOR`` times it is not certain however little a curve
+        gained: with many parents and few rows the kernel cannot see the curve the line misses (a node with 26
+        parents and 400 rows: line LOO 1.0 SD, the encoder head 0.12)."""
+        fits = self.fits
+        out = np.array([i not in fits or (fits[i].lengthscale is None
+                                          and fits[i].curve_gain * fits[i].loo_rmse ** 2 < CERTAIN_LINE ** 2)
+                        for i in range(d)])
+        if rival_rmse is not None:
+            out &= np.array([i not in fits or fits[i].loo_rmse <= RIVAL_FACTOR * rival_rmse[i] for i in range(d)])
+        return out
 
     def predict(self, z: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """f(z) for ``nodes`` (standardised units): (rows, len(nodes)); roots get their context mean, 0."""

@@ -9,8 +9,6 @@ then asked everything through the one SCM interface.
   regression-free zero-shot answer (the default until the kernel mechanisms measured better).
 - ``condfip-decoder`` / ``condfip-encoder`` (optional): the default forced to abduct every node's noise with
   the generating mechanisms (``x - f(x)``) or with the encoder head.
-- ``condfip+ols``: ``model.infer(..., least_squares=True)``: ``condfip`` plus per-node least-squares corrections
-  on the parents fitted on the context (``condfip.refined``); not zero-shot, so reported apart.
 - ``dowhy``: DoWhy-gcm, auto-assigned mechanisms + fit (``condfip.baselines.DoWhySCM``), in a worker process
   with a per-fit time limit when ``timeout`` is set.
 - ``ols-parents``: least squares with intercept on the true parents (``condfip.baselines.OLSParentsSCM``).
@@ -29,7 +27,7 @@ import pandas as pd
 from condfip.baselines import DoWhySCM, DoWhyWorker, OLSParentsSCM, ZeroNoiseSCM
 from condfip.scm import SCM
 
-METHODS = ("condfip", "condfip-network", "condfip+ols", "dowhy", "ols-parents", "oracle", "zero-noise")
+METHODS = ("condfip", "condfip-network", "dowhy", "ols-parents", "oracle", "zero-noise")
 OPTIONAL_METHODS = ("condfip-decoder", "condfip-encoder")
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 
@@ -81,8 +79,6 @@ class Methods:
             scm = self.model.infer(context, graph, abduction="encoder")
         elif name == "condfip-decoder":
             scm = self.model.infer(context, graph, abduction="decoder")
-        elif name == "condfip+ols":
-            scm = self.model.infer(context, graph, least_squares=True)
         elif name == "dowhy":
             if self.dowhy_timeout is None:
                 scm = DoWhySCM.fit(context, graph, quality=self.dowhy_quality, seed=seed)

@@ -42,7 +42,7 @@ from condfip.bench.suites import (
 from condfip.bench.tasks import PAPER_TASKS, TASKS, run_tasks
 
 PARTS = ("synthetic", "sachs", "scale")
-SYNTH_METHODS_ORDER = ("condfip", "condfip-network", "condfip-decoder", "condfip-encoder", "condfip+ols", "dowhy",
+SYNTH_METHODS_ORDER = ("condfip", "condfip-network", "condfip-decoder", "condfip-encoder", "dowhy",
                        "ols-parents", "zero-noise", "oracle")
 
 
