@@ -176,7 +176,7 @@ def test_auto_abduction_takes_certain_lines_from_the_kernel_and_the_rest_from_th
     model = ZeroShotModel(model.network, {**model.card, "default_abduction": "encoder"})
     scm = model.infer(data, graph)
     assert scm.abduction == "auto"
-    certain = scm.kernel.certain(len(scm.columns), rival_rmse=scm.context_encoder_rmse())
+    certain = scm.kernel.certain(len(scm.columns), rival_rmse=scm.context_encoder_rmse)
     names = [c for c, sure in zip(scm.columns, certain) if sure]
     assert {"a", "b", "e"} <= set(names) and "c" not in names  # roots, a clear line; not the sine
     noise, x = scm.noise(data), data.to_numpy()

@@ -76,8 +76,10 @@ class InferredSCM(SCM):
             standardised = self._standardised(context.to_numpy())
             hidden, f_hat = network.encoder(standardised, self.adj)
             self.code = network.decoder.dataset_code(hidden, self.adj, standardised)
-        # the encoder head's f(x) on the context rows, from this same pass (abduction "auto" checks lines against it)
-        self.context_encoder_mechanism = self.mean + self.std * f_hat[0].double().numpy()
+        # the encoder head's RMSE per node on the context rows (standardised units), from this same pass:
+        # abduction "auto" checks the kernel's lines against it (KernelMechanisms.certain)
+        residual = (context.to_numpy() - self.mean) / self.std - f_hat[0].double().numpy()
+        self.context_encoder_rmse = np.sqrt(np.mean(residual ** 2, axis=0))
         self._context_noise: np.ndarray | None = None
         self._memory: tuple | None = None
         self._kernel: dict = {}  # shared by the copies .do() makes, so the regressions are fitted once
@@ -141,7 +143,7 @@ class InferredSCM(SCM):
             abduction = self.card.get("default_abduction", "decoder")
             if self.kernel is not None and abduction == "encoder":
                 x, index = self._as_array(data, "data")
-                certain = self.kernel.certain(len(self.columns), rival_rmse=self.context_encoder_rmse())
+                certain = self.kernel.certain(len(self.columns), rival_rmse=self.context_encoder_rmse)
                 out = np.empty_like(x, dtype=np.float64)
                 nodes = np.flatnonzero(certain)
                 out[:, nodes] = x[:, nodes] - self.mechanism_nodes_array(x, nodes)
@@ -161,11 +163,6 @@ class InferredSCM(SCM):
         exactly, and T's errors partly cancel between the two steps (on the validation suite this beats
         encoder-head abduction for counterfactuals; README, docs/training-log.md)."""
         return self.do(interventions).sample(noise=super().noise(data))
-
-    def context_encoder_rmse(self) -> np.ndarray:
-        """The encoder head's RMSE on the context rows per node, x - f(x), in standardised units."""
-        x = self.context.to_numpy()
-        return np.sqrt(np.mean(((x - self.context_encoder_mechanism) / self.std) ** 2, axis=0))
 
     @torch.no_grad()
     def encoder_mechanism_array(self, x: np.ndarray) -> np.ndarray:

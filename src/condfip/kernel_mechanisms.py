@@ -224,13 +224,12 @@ class KernelMechanisms:
         A line whose LOO RMSE is more than ``RIVAL_FACTOR`` times it is not certain however little a curve
         gained: with many parents and few rows the kernel cannot see the curve the line misses (a node with 26
         parents and 400 rows: line LOO 1.0 SD, the encoder head 0.12)."""
-        fits = self.fits
-        out = np.array([i not in fits or (fits[i].lengthscale is None
-                                          and fits[i].curve_gain * fits[i].loo_rmse ** 2 < CERTAIN_LINE ** 2)
-                        for i in range(d)])
-        if rival_rmse is not None:
-            out &= np.array([i not in fits or fits[i].loo_rmse <= RIVAL_FACTOR * rival_rmse[i] for i in range(d)])
-        return out
+        def sure(i: int) -> bool:
+            fit = self.fits.get(i)
+            return fit is None or (fit.lengthscale is None and fit.curve_gain * fit.loo_rmse ** 2 < CERTAIN_LINE ** 2
+                                   and (rival_rmse is None or fit.loo_rmse <= RIVAL_FACTOR * rival_rmse[i]))
+
+        return np.array([sure(i) for i in range(d)])
 
     def predict(self, z: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """f(z) for ``nodes`` (standardised units): (rows, len(nodes)); roots get their context mean, 0."""
