@@ -31,18 +31,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-cell", type=int, default=3)
     parser.add_argument("--context", type=int, default=400)
-    parser.add_argument("--baseline", default=None,
-                        help="a file defining another KernelMechanisms (e.g. an earlier version of the module, "
-                             "`git show REV:src/condfip/kernel_mechanisms.py > F`), scored beside as 'baseline'")
+    parser.add_argument("--baseline", nargs="+", default=[],
+                        help="files defining other KernelMechanisms (e.g. an earlier version of the module, "
+                             "`git show REV:src/condfip/kernel_mechanisms.py > F`), scored beside as 'baseline', "
+                             "'baseline2', ...")
     args = parser.parse_args()
     torch.set_num_threads(1)
     others = {}
-    if args.baseline:
-        spec = importlib.util.spec_from_file_location("baseline_kernel", args.baseline)
+    for number, path in enumerate(args.baseline, start=1):
+        name = "baseline" if number == 1 else f"baseline{number}"
+        spec = importlib.util.spec_from_file_location(f"{name}_kernel", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses look their module up
         spec.loader.exec_module(module)
-        others["baseline"] = module.KernelMechanisms
+        others[name] = module.KernelMechanisms
     net, _ = build_network(None)
     net.eval()
     table = {}
@@ -80,7 +82,12 @@ def main() -> None:
                 acc.setdefault("encoder noise", []).append(rmse_per_sample(noise, q - f_enc, scored))
                 acc.setdefault("auto noise", []).append(rmse_per_sample(noise, q - hybrid, scored))
                 for name, other in others.items():
-                    answers[name] = other(ctx[0].double().numpy(), a).predict(rows[0].double().numpy(), nodes)
+                    start = time.perf_counter()
+                    fitted = other(ctx[0].double().numpy(), a)
+                    answers[name] = fitted.predict(rows[0].double().numpy(), nodes)
+                    acc.setdefault(f"{name} s", []).append(time.perf_counter() - start)
+                    mixed = np.where(fitted.certain(d, rival_rmse=rival), answers[name][:400], f_enc)
+                    acc.setdefault(f"{name} auto noise", []).append(rmse_per_sample(noise, q - mixed, scored))
                 for name, t in answers.items():
                     acc.setdefault(f"{name} dec", []).append(rmse_per_sample(noise, q - t[:400], scored))
                     acc.setdefault(f"{name} int", []).append(rmse_per_sample(f[0].numpy(), t[400:], scored))
