@@ -11,8 +11,8 @@ node's noise scale (std of the true noise on the query rows), ``value_scaled``.
 - ``extrapolation`` (not in the paper): do(target = v) for v 2 and 4 context SDs beyond the target's context
   range, the true query noise pushed through; scored on the target's descendants only, over both values' rows.
 
-A method whose SCM sets ``roots_as_values`` (DoWhy: a root's noise is its value) is handed the true root
-VALUES in the columns of the roots of its own graph (the true graph's, unless it was fitted on an inferred one).
+Where true noise is pushed through, every method is handed the true root VALUES, in its own convention, for
+the roots of its own graph (the true graph's, unless it was fitted on an inferred one): ``noise_for``.
 """
 
 from __future__ import annotations
@@ -33,12 +33,18 @@ TASKS = (*PAPER_TASKS, "extrapolation")
 
 
 def noise_for(scm: SCM, problem: Problem) -> pd.DataFrame:
-    """The true query noise in the convention of ``scm`` (roots' values for ``roots_as_values``)."""
+    """The true query noise, with the true root values handed to every method in its own convention: a root of
+    the method's graph gets the query value minus the method's mechanism there, a constant (condfip and least
+    squares: the context mean; the oracle: the truth's; DoWhy, ``roots_as_values``: none, a root's noise is its
+    value). Each tool has its own convention for a root's noise; until 2026-12-07 only DoWhy's roots got their
+    values, and a method whose root is its context mean was handed the simulator's noise, off by that mean's
+    sampling error (about 0.05 SD at 400 rows), which every descendant inherited."""
     noise = problem.true_noise.copy()
-    if getattr(scm, "roots_as_values", False):
-        graph = scm.graph  # the method's own graph (an inferred graph's roots may differ from the truth's)
-        roots = [c for c in problem.columns if graph.in_degree(c) == 0]
-        noise[roots] = problem.query[roots]
+    graph = scm.graph  # the method's own graph (an inferred graph's roots may differ from the truth's)
+    roots = [c for c in problem.columns if graph.in_degree(c) == 0]
+    if roots:
+        constant = 0.0 if getattr(scm, "roots_as_values", False) else scm.mechanism(problem.query)[roots]
+        noise[roots] = problem.query[roots] - constant
     return noise
 
 
