@@ -1,6 +1,6 @@
 """condfip.discover: knowledge honoured by every method, determinism, the default method on a 5-node SCM, one
 clear error per bad input, always a DAG; the confidence column round trip through the CLI; infer(graph=None)
-and the trust report's low-confidence warning. Small data and few bootstrap resamples throughout."""
+and the trust report's low-confidence warning. Small data and few subsamples throughout."""
 
 from __future__ import annotations
 
@@ -114,6 +114,38 @@ def test_to_dag_resolves_cycles_and_undirected_edges_deterministically():
     assert nx.is_directed_acyclic_graph(first)
     assert {frozenset(e) for e in first.edges()} == {frozenset(e) for e in directed | undirected}
     assert sorted(first.edges()) == sorted(to_dag((directed, undirected), Knowledge(), 5).edges())
+
+
+def test_confidence_searches_random_halves_of_the_rows(small, monkeypatch):
+    """Each subsample is a half of the rows without repeats (never fewer rows than a search needs), and the
+    confidence is the share of the subsamples' DAGs with the edge in that direction."""
+    import importlib
+
+    module = importlib.import_module("condfip.discover")  # the module: condfip.discover is also the function
+
+    assert module.subsample_rows(400, 20) == 200
+    assert module.subsample_rows(40, 20) == 30  # the minimum a search on 20 columns needs
+    assert module.subsample_rows(30, 5) == 29  # never all rows: the subsamples must differ
+    seen, search = [], module._search
+
+    def spy(x, method, knowledge, seed):
+        seen.append(x)
+        return search(x, method, knowledge, seed)
+
+    monkeypatch.setattr(module, "_search", spy)
+    graph = discover(small.data, method="boss", resamples=3, seed=0)
+    assert [len(x) for x in seen] == [300, 150, 150, 150]
+    for x in seen[1:]:
+        assert len(np.unique(x, axis=0)) == 150  # distinct rows: drawn without replacement
+        assert not np.array_equal(x, seen[1]) or x is seen[1]
+    counts = {}
+    for x in seen[1:]:
+        for u, v, settled in search(x, "boss", Knowledge(), 0).edges(data="settled"):
+            for edge, share in (((u, v), 1.0),) if settled else (((u, v), 0.5), ((v, u), 0.5)):
+                counts[edge] = counts.get(edge, 0.0) + share
+    columns = [str(c) for c in small.data.columns]
+    for u, v, confidence in graph.edges(data="confidence"):
+        assert confidence == counts.get((columns.index(u), columns.index(v)), 0.0) / 3
 
 
 def test_a_direction_the_search_leaves_open_counts_half_each_way(small):
@@ -266,11 +298,11 @@ def test_infer_without_a_graph_discovers_it_and_the_report_flags_weak_edges(smal
     u, v = min(small.scm.graph.edges())
     weak.add_edge(u, v, confidence=0.2)
     text = str(model.infer(small.data, weak).report())
-    assert "bootstrap confidence below 0.5" in text and f"{u} -> {v} (0.20)" in text
+    assert "subsample confidence below 0.5" in text and f"{u} -> {v} (0.20)" in text
 
 
 def _low_confidence_line(scm) -> str:
-    return next(line for line in str(scm.report()).splitlines() if "bootstrap confidence below" in line)
+    return next(line for line in str(scm.report()).splitlines() if "subsample confidence below" in line)
 
 
 def test_a_saved_scm_keeps_the_discovered_edges_confidence(small, weights, tmp_path):

@@ -4,7 +4,7 @@ through /usr/bin/chromedriver; nothing downloads a browser or a driver).
 
 The server runs on a small simulated linear SCM (condfip.simulate, 4 nodes, 300 rows) with the shipped weights:
 the slider test compares the page's plotted interventional mean with the simulator's ground truth. Graph
-discovery runs on a 4-column table (a collider A -> C <- B and a weakly linked D, 200 rows) with 5 bootstrap
+discovery runs on a 4-column table (a collider A -> C <- B and a weakly linked D, 200 rows) with 5 subsample
 resamples: under a second per discovery.
 Without chromium the browser tests skip, naming the apt command; with CONDFIP_REQUIRE_BROWSER=1 (CI) they fail.
 """
@@ -332,7 +332,7 @@ def test_discovery_proposes_the_librarys_graph_with_confidence_then_accepts_it(s
     summary = accepted["summary"]
     assert summary["graph"]["source"] == f"discovered: {answer['method']}, 5 resamples"
     assert summary["graph"]["edges"] == answer["edges"] and summary["graph"]["low_confidence"] == LOW_CONFIDENCE
-    assert any("bootstrap confidence below" in w for w in summary["report"]["warnings"])  # the library's warning
+    assert any("subsample confidence below" in w for w in summary["report"]["warnings"])  # the library's warning
     status, shown, _ = post(server, "api/intervene", {"session": accepted["session"], **_do("A", 1.0), "n": 100})
     assert status == 200 and {"A", "C"} <= {item["node"] for item in shown["nodes"]}  # works as with a given graph
 
@@ -342,7 +342,7 @@ def test_discovery_proposes_the_librarys_graph_with_confidence_then_accepts_it(s
     graph = edited["summary"]["graph"]
     assert graph["source"].endswith(", edited on the page")
     assert {(e["cause"], e["effect"]): e["confidence"] for e in graph["edges"]}[("C", "D")] is None
-    assert not any("bootstrap confidence below" in w for w in edited["summary"]["report"]["warnings"])
+    assert not any("subsample confidence below" in w for w in edited["summary"]["report"]["warnings"])
 
     status, cyclic, _ = post(server, "api/accept", {"discovery": token, "edges": kept + [["C", "A"]]})
     assert status == 400 and "cycle" in cyclic["error"]
@@ -723,7 +723,7 @@ def test_a_table_without_a_graph_gets_a_discovered_graph_to_check_edit_and_use(b
     type_into(browser, "discover-resamples", "5")
     browser.find_element(By.ID, "discover-button").click()
     progress = wait(browser, "const s = document.getElementById('discovery-status').textContent; "
-                             "return s.includes('bootstrap resamples: ') && s", what="the progress")
+                             "return s.includes('subsamples: ') && s", what="the progress")
     assert progress.startswith(f"discovering the graph of collider.csv with {method.upper()}")
     assert " of 5 done (" in progress
     wait(browser, "return document.getElementById('discovery').dataset.state === 'done'", what="the discovery")

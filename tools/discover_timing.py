@@ -1,4 +1,4 @@
-"""Time ``condfip.discover`` + ``infer`` at d nodes, n rows, for several bootstrap resample counts.
+"""Time ``condfip.discover`` + ``infer`` at d nodes, n rows, for several subsample counts.
 
 Usage: OMP_NUM_THREADS=1 nice -n 15 python tools/discover_timing.py [--nodes 20] [--rows 400]
        [--resamples 0,10,20,30] [--method NAME] [--repeats 2]

@@ -149,7 +149,7 @@ def _discovered(frame: pd.DataFrame):
 
     graph = discover(frame)
     typer.echo(f"graph: discovered by {graph.graph['method']} ({graph.number_of_edges()} edges, "
-               f"{graph.graph['resamples']} bootstrap resamples; write it with `condfip discover`)", err=True)
+               f"{graph.graph['resamples']} subsamples; write it with `condfip discover`)", err=True)
     return graph
 
 
@@ -385,11 +385,11 @@ def discover(
     tier: Annotated[list[str] | None, typer.Option("--tier", help="Comma-separated columns of one tier, "
                                                    "earliest tier first (repeatable): no edge points to an "
                                                    "earlier tier.")] = None,
-    resamples: Annotated[int | None, typer.Option("--resamples", help="Bootstrap resamples for the edges' "
-                                                  "confidence.")] = None,
+    resamples: Annotated[int | None, typer.Option("--resamples", help="Subsamples (random halves of the rows) "
+                                                  "for the edges' confidence.")] = None,
     seed: Seed = 0,
 ):
-    """Discover a causal DAG from DATA and write it as an edge list with a bootstrap confidence per edge;
+    """Discover a causal DAG from DATA and write it as an edge list with a subsample confidence per edge;
     every command's --graph reads it back.
 
     Example: condfip discover data.csv --tier age --tier smoking,diet -o graph.csv
@@ -405,7 +405,7 @@ def discover(
     graph = discover_graph(frame, method=method, tiers=tiers, seed=seed,
                            resamples=DEFAULT_RESAMPLES if resamples is None else resamples, **knowledge)
     typer.echo(f"discovered by {graph.graph['method']}: {graph.number_of_edges()} edges, "
-               f"{graph.graph['resamples']} bootstrap resamples, {graph.graph['seconds']:.1f} s", err=True)
+               f"{graph.graph['resamples']} subsamples, {graph.graph['seconds']:.1f} s", err=True)
     write_table(edge_table(graph), out)
 
 

@@ -1,6 +1,6 @@
 """``condfip bench --graph inferred``: the paper's "no true graph" protocol.
 
-Per synthetic dataset, ``condfip.discover`` (default method unless ``--discovery-method``; no bootstrap, the
+Per synthetic dataset, ``condfip.discover`` (default method unless ``--discovery-method``; no subsamples, the
 graph is the one search on the context rows) finds a DAG from the context rows alone; every method is then
 fitted on that inferred graph (records of part ``synthetic-inferred``) and, beside it, on the true graph (part
 ``synthetic``, the usual records), on the same rows and scored against the same truth (nodes with true

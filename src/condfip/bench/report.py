@@ -104,7 +104,7 @@ def inferred_section(records: list[dict], methods: list[str]) -> list[str]:
     names = sorted({r["method"] for r in found})
     out = ["## inferred graph (no true graph given)", "",
            (f"Each dataset's graph discovered from its context rows by {', '.join(names) or '?'} "
-           "(`condfip.discover`, no bootstrap); every method fitted on that graph, beside the same method on "
+           "(`condfip.discover`, no subsamples); every method fitted on that graph, beside the same method on "
            "the true graph; scores as above (nodes with true parents); failures and time-outs in brackets. SHD, "
            "skeleton precision / recall and orientation accuracy: mean over the cell's discovered graphs."), "",
            "| cell | SHD | precision | recall | orientation | discovery s |", "|---|---|---|---|---|---|"]

@@ -1,4 +1,4 @@
-"""Graph discovery on the page: ``condfip.discover`` (its default method and its bootstrap edge confidence) run
+"""Graph discovery on the page: ``condfip.discover`` (its default method and its subsample edge confidence) run
 off the request thread on an uploaded table. The page polls the discovery's progress, then shows the proposed
 DAG with each edge's confidence (an edge below ``condfip.report.LOW_CONFIDENCE`` marked) until the user accepts
 it, as proposed or edited (:func:`accepted_graph`), or gives a graph file instead; either becomes a new
@@ -35,7 +35,7 @@ class DiscoveryBusy(RuntimeError):
 @dataclass
 class Discovery:
     """One discovery of a DAG for an uploaded table: its state (``waiting``, ``running``, ``done``, ``failed``),
-    its progress (``done`` of ``resamples`` bootstrap searches) and, when done, the graph (edge attribute
+    its progress (``done`` of ``resamples`` subsample searches) and, when done, the graph (edge attribute
     ``confidence``) or the one-line error."""
 
     name: str

@@ -14,7 +14,7 @@ MAX_ROWS = 20_000  # generated rows per download
 MAX_PLOTTED_ROWS = 10_000  # generated rows per histogram answer
 MAX_EFFECT_ROWS = 5_000  # Monte Carlo rows per effect estimate
 MAX_BOOTSTRAP = 50  # each replicate re-infers the SCM: about a second on Sachs
-MIN_RESAMPLES = 5  # discovery's bootstrap: fewer makes each edge's confidence a coarse fraction (0, 1/4, ...)
+MIN_RESAMPLES = 5  # discovery's subsamples: fewer makes each edge's confidence a coarse fraction (0, 1/4, ...)
 MAX_RESAMPLES = 50  # each resample is one more search
 
 

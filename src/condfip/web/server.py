@@ -145,7 +145,7 @@ def _as_uploaded(err: InputError, files: dict[Path, str]) -> InputError:
 
 def page_summary(workspace: Workspace) -> dict:
     """``answers.summary`` plus the server's settings the page needs: the upload limit, discovery's default
-    bootstrap resamples."""
+    subsamples."""
     from condfip.discover import DEFAULT_RESAMPLES
 
     return {**answers.summary(workspace), "upload_limit_bytes": MAX_UPLOAD_FILE,
@@ -237,7 +237,7 @@ def create_app(store: SessionStore, model, discoverer: Discoverer | None = None)
         from condfip.discover import DEFAULT_RESAMPLES, check_data, default_method
 
         resamples = fields.integer(body, "resamples", DEFAULT_RESAMPLES, fields.MIN_RESAMPLES, fields.MAX_RESAMPLES,
-                                   " (bootstrap resamples for the edges' confidence)")
+                                   " (subsamples for the edges' confidence)")
         with tempfile.TemporaryDirectory(prefix="condfip-upload-") as folder:
             data_path, data_name = _upload_file(body, "data", DATA_SUFFIXES, Path(folder))
             try:

@@ -90,7 +90,7 @@ function downstreamOf(nodes) {
 // ---- the graph --------------------------------------------------------------------------------------------
 
 // a graph view: { nodes, layout, edges: [{ cause, effect, confidence, low }] }; a discovered edge carries its
-// bootstrap confidence (drawn as a label; low: dashed red), any other edge null
+// subsample confidence (drawn as a label; low: dashed red), any other edge null
 function drawGraph(svg, view, { classesOf = () => [], onClick = null } = {}) {
   svg.replaceChildren();
   const width = 640, height = 400, boxW = 78, boxH = 26;
@@ -383,7 +383,7 @@ function show(newSummary) {
   const source = $("graph-source");
   source.hidden = summary.graph.source === "given";
   source.textContent = source.hidden ? "" : "This graph was discovered from the data, not given (" +
-    summary.graph.source + "): every answer on this page depends on it. Edges are labelled with their bootstrap confidence; " +
+    summary.graph.source + "): every answer on this page depends on it. Edges are labelled with their subsample confidence; " +
     "dashed red: below " + summary.graph.low_confidence + ".";
   $("discover-resamples").value = $("discover-resamples").value || summary.discovery_resamples;
   drawReport();
@@ -495,14 +495,14 @@ function showDiscovery(answer) {
     status.textContent = "waiting: the server discovers one graph at a time...";
   } else if (answer.state === "running") {
     status.textContent = "discovering the graph of " + answer.name + " with " + what + "... " +
-      (answer.done === 0 ? "searching all " + answer.rows + " rows, then " + answer.resamples + " bootstrap resamples"
-                         : "bootstrap resamples: " + answer.done + " of " + answer.resamples + " done") +
+      (answer.done === 0 ? "searching all " + answer.rows + " rows, then " + answer.resamples + " subsamples (halves of the rows)"
+                         : "subsamples: " + answer.done + " of " + answer.resamples + " done") +
       " (" + answer.seconds.toFixed(1) + " s)";
   } else if (answer.state === "failed") {
     status.textContent = "";
   } else {
     status.textContent = "discovered by " + what + " in " + answer.seconds.toFixed(1) + " s, with " + answer.resamples +
-      " bootstrap resamples of the " + answer.rows + " rows of " + answer.name + ".";
+      " subsamples (random halves) of the " + answer.rows + " rows of " + answer.name + ".";
   }
   $("discovery-error").textContent = answer.state === "failed" ? answer.error : "";
   $("proposal").hidden = answer.state !== "done";
