@@ -137,7 +137,7 @@ def test_confidence_searches_random_halves_of_the_rows(small, monkeypatch):
     assert [len(x) for x in seen] == [300, 150, 150, 150]
     for x in seen[1:]:
         assert len(np.unique(x, axis=0)) == 150  # distinct rows: drawn without replacement
-        assert not np.array_equal(x, seen[1]) or x is seen[1]
+    assert not np.array_equal(seen[1], seen[2]) and not np.array_equal(seen[2], seen[3])  # each drawn afresh
     counts = {}
     for x in seen[1:]:
         for u, v, settled in search(x, "boss", Knowledge(), 0).edges(data="settled"):
