@@ -207,3 +207,24 @@ def test_a_line_far_worse_than_its_rival_on_the_context_is_not_certain():
     assert mech.fits[1].lengthscale is None and mech.certain(2).all()
     assert mech.certain(2, rival_rmse=np.array([1.0, loo / 3.9])).all()  # within RIVAL_FACTOR: still the line
     assert mech.certain(2, rival_rmse=np.array([1.0, loo / 4.1])).tolist() == [True, False]  # the root stays
+
+
+def test_fitting_nodes_side_by_side_gives_the_same_regressions():
+    rng = np.random.default_rng(11)
+    x0 = rng.standard_normal(120)
+    x1 = np.tanh(x0) + 0.3 * rng.standard_normal(120)
+    x2 = 0.5 * x0 - x1 + 0.2 * rng.standard_normal(120)
+    x3 = np.sin(x2) + 0.2 * rng.standard_normal(120)
+    x = np.column_stack([x0, x1, x2, x3])
+    adj = np.zeros((4, 4), dtype=bool)
+    adj[0, 1] = adj[0, 2] = adj[1, 2] = adj[2, 3] = True
+    one, two = KernelMechanisms(x, adj, workers=1), KernelMechanisms(x, adj, workers=3)
+    assert sorted(two.fits) == [1, 2, 3]
+    for i, fit in one.fits.items():
+        other = two.fits[i]
+        assert (fit.lengthscale, fit.ridge, fit.beyond, fit.loo_rmse) == (other.lengthscale, other.ridge,
+                                                                          other.beyond, other.loo_rmse)
+        np.testing.assert_array_equal(fit.trend, other.trend)
+        assert (fit.alpha is None) == (other.alpha is None)
+        if fit.alpha is not None:
+            np.testing.assert_array_equal(fit.alpha, other.alpha)

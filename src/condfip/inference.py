@@ -101,7 +101,8 @@ class InferredSCM(SCM):
             return None
         if "fit" not in self._kernel:
             x = self.context.to_numpy(dtype=np.float64)
-            self._kernel["fit"] = KernelMechanisms((x - self.mean) / self.std, self.adj[0].numpy())
+            self._kernel["fit"] = KernelMechanisms((x - self.mean) / self.std, self.adj[0].numpy(),
+                                                   workers=torch.get_num_threads())
         return self._kernel["fit"]
 
     # ---- units --------------------------------------------------------------------------------------
