@@ -410,8 +410,7 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
             {column: integer tier} map. Columns in no tier are unconstrained.
         seed: seeds the subsamples (and the methods that draw random numbers).
         resamples: subsamples of the rows (random halves, ``subsample_rows``) for the edges' ``confidence``
-            (0: confidence is not
-            computed and is None).
+            (0: confidence is not computed and is None).
         progress: called as ``progress(done, resamples)`` after the search on all rows (``done`` = 0) and
             after each subsample's search (e.g. for a progress display; an exception it raises stops the
             discovery and propagates).

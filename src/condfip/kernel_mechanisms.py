@@ -39,11 +39,11 @@ RIDGES = tuple(10.0 ** np.arange(-5.0, 1.01, 0.5))
 SELECTION_ROWS = 400
 BEYOND = ("flat", "line", "continue")  # how a curve answers beyond the context's range (NodeFit)
 HELD_OUT = 0.3  # share of context rows, farthest out, that choose_beyond scores on
+CERTAIN_LINE = 0.01  # a line whose best curve lowers its LOO MSE by less than this squared abducts noise (certain)
+RIVAL_FACTOR = 4.0  # ... unless its LOO RMSE is over this many times another model's error on the context rows
 # one fit at a time limits the BLAS pool (threadpoolctl's limit is process-wide: two overlapping limits could
 # restore each other's values and leave BLAS at one thread)
 _BLAS_LIMIT = threading.Lock()
-CERTAIN_LINE = 0.01  # a line whose best curve lowers its LOO MSE by less than this squared abducts noise (certain)
-RIVAL_FACTOR = 4.0  # ... unless its LOO RMSE is over this many times another model's error on the context rows
 
 
 def rbf(a: np.ndarray, c: np.ndarray, lengthscale: float) -> np.ndarray:
@@ -193,9 +193,8 @@ class KernelMechanisms:
     """The per-node kernel regressions of one context: ``x`` (n, d) standardised rows, ``adj[j, i]``: j -> i.
 
     ``workers``: how many nodes are fitted at once, each on one thread with BLAS held to one thread (an n = 400
-    eigendecomposition gains nothing from a second BLAS thread, and two nodes side by side take half the time;
-    at d = 20 on 2 cores the fit went from 1.16 to 0.57 s). The answer does not depend on it: every node is the
-    same single-threaded computation whatever the count."""
+    eigendecomposition gains nothing from a second BLAS thread; docs/training-log.md, "Speed", 5). The answer
+    does not depend on it: every node is the same single-threaded computation whatever the count."""
 
     def __init__(self, x: np.ndarray, adj: np.ndarray, workers: int = 1):
         x = np.asarray(x, dtype=np.float64)
@@ -209,12 +208,9 @@ class KernelMechanisms:
             return replace(fit_node(parents, x[:, parents], x[:, i], lengthscale, ridge, loo, beyond),
                            curve_gain=gain)
 
-        with _BLAS_LIMIT, threadpool_limits(limits=1, user_api="blas"):
-            if workers > 1 and len(nodes) > 1:
-                with ThreadPoolExecutor(min(workers, len(nodes))) as pool:
-                    fitted = list(pool.map(fit, nodes))
-            else:
-                fitted = [fit(i) for i in nodes]
+        with (_BLAS_LIMIT, threadpool_limits(limits=1, user_api="blas"),
+              ThreadPoolExecutor(max(1, min(workers, len(nodes)))) as pool):
+            fitted = list(pool.map(fit, nodes))
         self.fits: dict[int, NodeFit] = dict(zip(nodes, fitted))
 
     @classmethod

@@ -42,11 +42,11 @@ def noise_for(scm: SCM, problem: Problem) -> pd.DataFrame:
     noise = problem.true_noise.copy()
     graph = scm.graph  # the method's own graph (an inferred graph's roots may differ from the truth's)
     roots = [c for c in problem.columns if graph.in_degree(c) == 0]
-    if roots and not getattr(scm, "roots_as_values", False):
+    if roots:
         at = np.array([problem.columns.index(c) for c in roots])
-        noise[roots] = problem.query[roots].to_numpy() - scm.mechanism_nodes_array(problem.query.to_numpy(), at)
-    elif roots:
-        noise[roots] = problem.query[roots]
+        constant = (0.0 if getattr(scm, "roots_as_values", False)
+                    else scm.mechanism_nodes_array(problem.query.to_numpy(), at))
+        noise[roots] = problem.query[roots].to_numpy() - constant
     return noise
 
 
