@@ -20,7 +20,7 @@ def fitted(a, y, lengthscale, ridge, weights=None, beyond="line") -> NodeFit:
     return NodeFit(np.arange(a.shape[1]), lengthscale, ridge, a, trend, alpha, 0.0, beyond, a.min(0), a.max(0))
 
 
-@pytest.mark.parametrize("lengthscale", [None, 0.7, 2.0])
+@pytest.mark.parametrize("lengthscale", [None, 0.7, 2.0, np.array([0.7, 3.0])])
 def test_closed_form_leave_one_out_equals_refitting_without_each_row(lengthscale):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((30, 2))
@@ -39,6 +39,20 @@ def test_a_curve_must_beat_the_line_by_more_than_the_noise():
     assert select(a, line)[0] is None  # a linear mechanism keeps its line, whatever tiny LOO gain a curve has
     curve = np.sin(2 * a[:, 0]) + 0.2 * rng.standard_normal(200)
     assert select(a, curve)[0] is not None
+
+
+def test_a_curve_gets_a_shorter_length_scale_on_the_parent_that_moves_it():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 3))
+    y = np.sin(2.5 * a[:, 0]) + 0.3 * a[:, 1] + 0.1 * rng.standard_normal(300)  # a[:, 2] plays no part
+    lengthscale, ridge, loo_rmse, _ = select(a, y)
+    assert np.ndim(lengthscale) == 1 and lengthscale[0] < lengthscale[1] and lengthscale[0] < lengthscale[2]
+    one = min(float(np.mean(r * r)) for scale in (0.5, 1.0, 2.0)
+              for _, r in _smooth_loo(a, y, scale * np.sqrt(3)))  # the best single length-scale
+    assert loo_rmse**2 < 0.8 * one
+    truth = np.sin(2.5 * a[:, 0]) + 0.3 * a[:, 1]
+    fit = fitted(a, y, lengthscale, ridge)
+    assert np.sqrt(np.mean((fit.predict(a) - truth) ** 2)) < 0.06
 
 
 def test_a_linear_mechanism_gets_a_line_that_continues_beyond_the_context():
@@ -222,8 +236,10 @@ def test_fitting_nodes_side_by_side_gives_the_same_regressions():
     assert sorted(two.fits) == [1, 2, 3]
     for i, fit in one.fits.items():
         other = two.fits[i]
-        assert (fit.lengthscale, fit.ridge, fit.beyond, fit.loo_rmse) == (other.lengthscale, other.ridge,
-                                                                          other.beyond, other.loo_rmse)
+        assert (fit.ridge, fit.beyond, fit.loo_rmse) == (other.ridge, other.beyond, other.loo_rmse)
+        assert (fit.lengthscale is None) == (other.lengthscale is None)
+        if fit.lengthscale is not None:
+            np.testing.assert_array_equal(fit.lengthscale, other.lengthscale)
         np.testing.assert_array_equal(fit.trend, other.trend)
         assert (fit.alpha is None) == (other.alpha is None)
         if fit.alpha is not None:

@@ -7,17 +7,19 @@ module answers the same question by regression on the context rows themselves. F
 (standardised units), on the n context rows ``A = x[:, P]``, one of two models:
 
     linear:  f_i(z) = k(z, A) @ alpha,  k(a, c) = 1 + a.c                                (a ridge line)
-    smooth:  f_i(z) = k(z, A) @ alpha,  k(a, c) = 1 + a.c + exp(-|a - c|^2 / (2 ell^2)),  ell = r sqrt(|P|)
+    smooth:  f_i(z) = k(z, A) @ alpha,  k(a, c) = 1 + a.c + exp(-sum_j (a_j - c_j)^2 / (2 ell_j^2))
     alpha = (K + ridge I)^-1 x_i,  K = k(A, A);  stored as a line ``trend`` = [1, A]' alpha plus RBF weights
 
-The model, its length-scale (r in RADII) and the ridge are chosen per node by exact leave-one-out error on the
-context, in closed form (one eigendecomposition of K per kernel gives every ridge's), and the line is kept
-unless a curve's LOO error is lower by more than one standard error of the paired difference: a gain within
-the noise does not buy a curve that can turn beyond the context (on a linear bench SCM such a curve, 1.5% better
-in LOO, extrapolated to 60x the line's error; docs/training-log.md). Beyond the context's range the RBF term
-fades and f_i continues its line. Nothing is tuned to a benchmark. The choice reads at most ``SELECTION_ROWS``
-context rows (evenly spaced; the eigendecompositions grow with n^3); the chosen regression is then solved on all
-of them. This is a classical, closed-form per-dataset fit (no gradient step, no network), not the paper's
+The model, its length-scale (first one for all parents, ell = r sqrt(|P|), r in RADII) and the ridge are chosen
+per node by exact leave-one-out error on the context, in closed form (one eigendecomposition of K per kernel
+gives every ridge's), and the line is kept unless a curve's LOO error is lower by more than one standard error
+of the paired difference: a gain within the noise does not buy a curve that can turn beyond the context (on a
+linear bench SCM such a curve, 1.5% better in LOO, extrapolated to 60x the line's error; docs/training-log.md).
+A curve then gets a length-scale per parent, read off how much the curve moves along each parent and kept only
+where it beats the single one by the same rule (``select``). Beyond the context's range a curve answers as
+``choose_beyond`` decided; a line continues. Nothing is tuned to a benchmark. The choice reads at most
+``SELECTION_ROWS`` context rows (evenly spaced; the eigendecompositions grow with n^3); the chosen regression is
+then solved on all of them. This is a classical, closed-form per-dataset fit (no gradient step, no network), not the paper's
 regression-free decoder; ``InferredSCM(mechanisms="kernel")`` (the default) uses it. Roots have no mechanism
 (f_i = the context mean, 0 here).
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -36,6 +39,8 @@ from threadpoolctl import threadpool_limits
 MECHANISMS = ("kernel", "network")
 RADII = (0.5, 1.0, 2.0)  # RBF length-scales in units of sqrt(number of parents) (standardised data)
 RIDGES = tuple(10.0 ** np.arange(-5.0, 1.01, 0.5))
+PER_PARENT_STEPS = 3  # refinements of a curve's length-scales, one per parent (select)
+RELEVANCE_FLOOR = 0.05  # a parent's relevance weight is at least this share of the mean (per_parent_unit)
 SELECTION_ROWS = 400
 BEYOND = ("flat", "line", "continue")  # how a curve answers beyond the context's range (NodeFit)
 HELD_OUT = 0.3  # share of context rows, farthest out, that choose_beyond scores on
@@ -46,8 +51,11 @@ RIVAL_FACTOR = 4.0  # ... unless its LOO RMSE is over this many times another mo
 _BLAS_LIMIT = threading.Lock()
 
 
-def rbf(a: np.ndarray, c: np.ndarray, lengthscale: float) -> np.ndarray:
-    """exp(-|a - c|^2 / (2 lengthscale^2)) between rows a (n, p) and c (m, p): (n, m)."""
+def rbf(a: np.ndarray, c: np.ndarray, lengthscale: float | np.ndarray) -> np.ndarray:
+    """exp(-sum_j (a_j - c_j)^2 / (2 lengthscale_j^2)) between rows a (n, p) and c (m, p): (n, m);
+    ``lengthscale``: one for every parent, or one per parent (p,)."""
+    if np.ndim(lengthscale) > 0:
+        a, c, lengthscale = a / lengthscale, c / lengthscale, 1.0
     sq = (a * a).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (a @ c.T)
     return np.exp(-np.maximum(sq, 0.0) / (2.0 * lengthscale * lengthscale))
 
@@ -67,7 +75,7 @@ class NodeFit:
     the line ``trend``; ``continue`` adds to the clipped curve the line's slope times the distance beyond."""
 
     parents: np.ndarray
-    lengthscale: float | None
+    lengthscale: float | np.ndarray | None
     ridge: float
     rows: np.ndarray
     trend: np.ndarray
@@ -107,14 +115,14 @@ class NodeFit:
         return replace(self, rows=rows, trend=trend, alpha=alpha, low=rows.min(0), high=rows.max(0))
 
 
-def fit_node(parents: np.ndarray, a: np.ndarray, y: np.ndarray, lengthscale: float | None, ridge: float,
+def fit_node(parents: np.ndarray, a: np.ndarray, y: np.ndarray, lengthscale: float | np.ndarray | None, ridge: float,
              loo_rmse: float, beyond: str = "line") -> NodeFit:
     """The model solved on rows a -> y, with their range per parent."""
     trend, alpha = solve(a, y, lengthscale, ridge)
     return NodeFit(parents, lengthscale, ridge, a, trend, alpha, loo_rmse, beyond, a.min(0), a.max(0))
 
 
-def choose_beyond(a: np.ndarray, y: np.ndarray, lengthscale: float, ridge: float) -> str:
+def choose_beyond(a: np.ndarray, y: np.ndarray, lengthscale: float | np.ndarray, ridge: float) -> str:
     """How a curve answers beyond the context's range (one of ``BEYOND``), by its error on the context rows
     farthest out: the ``HELD_OUT`` share of rows with the largest standardised distance from the parents'
     medians (largest over parents) is held out, the curve solved on the rest, and each behaviour scored on the
@@ -144,7 +152,7 @@ def _linear_loo(a: np.ndarray, y: np.ndarray):
         yield float(ridge), (y - u @ (shrink * projected)) / (1.0 - squared @ shrink)
 
 
-def _smooth_loo(a: np.ndarray, y: np.ndarray, lengthscale: float):
+def _smooth_loo(a: np.ndarray, y: np.ndarray, lengthscale: float | np.ndarray):
     """(ridge, LOO residuals) of every ridge for the line + RBF kernel, exact and in closed form (as linear)."""
     eigval, eigvec = np.linalg.eigh(1.0 + a @ a.T + rbf(a, a, lengthscale))
     eigval, projected, squared = np.maximum(eigval, 0.0), eigvec.T @ y, eigvec * eigvec
@@ -153,25 +161,82 @@ def _smooth_loo(a: np.ndarray, y: np.ndarray, lengthscale: float):
         yield float(ridge), (eigvec @ (w * projected)) / (squared @ w)
 
 
-def select(a: np.ndarray, y: np.ndarray) -> tuple[float | None, float, float, float]:
-    """(length-scale or None for linear, ridge, LOO RMSE, curve gain) by leave-one-out error. The line stays
-    unless the best smooth model's LOO error is lower by more than one standard error of the paired difference
-    (a gain within the noise does not buy a curve that can turn beyond the context). Curve gain: how much lower
-    the best smooth model's LOO mean squared error is than the line's, as a share of the line's."""
-    def best(candidates):
-        return min(((float(np.mean(r * r)), lengthscale, ridge, r) for lengthscale, ridge, r in candidates),
-                   key=lambda c: c[0])
+class Candidate(NamedTuple):
+    """One regression scored by leave-one-out: mean squared LOO residual, length-scale (None: the line; a float
+    or one per parent), ridge and the LOO residuals."""
 
-    linear = best((None, ridge, r) for ridge, r in _linear_loo(a, y))
-    smooth = best((r_ * np.sqrt(a.shape[1]), ridge, r) for r_ in RADII
-                  for ridge, r in _smooth_loo(a, y, r_ * np.sqrt(a.shape[1])))
-    gain = linear[3] ** 2 - smooth[3] ** 2
-    chosen = smooth if gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain)) else linear
-    curve_gain = float(gain.mean() / max(linear[0], 1e-300))
-    return (None if chosen[1] is None else float(chosen[1])), chosen[2], float(np.sqrt(chosen[0])), curve_gain
+    mse: float
+    lengthscale: float | np.ndarray | None
+    ridge: float
+    residuals: np.ndarray
 
 
-def solve(a: np.ndarray, y: np.ndarray, lengthscale: float | None, ridge: float,
+def _best(candidates) -> Candidate:
+    return min((Candidate(float(np.mean(r * r)), lengthscale, ridge, r) for lengthscale, ridge, r in candidates),
+               key=lambda c: c.mse)
+
+
+def _smooth(a: np.ndarray, y: np.ndarray, unit: float | np.ndarray) -> Candidate:
+    """The best line + RBF regression over the length-scales r * unit, r in RADII, and every ridge."""
+    return _best((r * unit, ridge, res) for r in RADII for ridge, res in _smooth_loo(a, y, r * unit))
+
+
+def _beats(gain: np.ndarray) -> bool:
+    """Is the mean of these per-row gains in squared LOO residual above one standard error (not noise)?"""
+    return bool(gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain)))
+
+
+def relevance(a: np.ndarray, y: np.ndarray, lengthscale: float | np.ndarray, ridge: float) -> np.ndarray:
+    """How much the RBF term of the regression on rows a -> y varies along each parent: its squared partial
+    derivative, averaged over the rows, (p,). For a smooth random function with a length-scale per parent this
+    is proportional to 1 / lengthscale_j^2."""
+    _, alpha = solve(a, y, lengthscale, ridge)
+    scale = np.broadcast_to(np.asarray(lengthscale, dtype=np.float64), (a.shape[1],))
+    weighted = rbf(a, a, lengthscale) * alpha[None, :]  # row m, centre k: alpha_k K(a_m, a_k)
+    gradient = (weighted @ a - weighted.sum(1)[:, None] * a) / scale**2  # d/dz_j at z = a_m
+    return (gradient * gradient).mean(0)
+
+
+def per_parent_unit(a: np.ndarray, y: np.ndarray, fit: Candidate) -> np.ndarray:
+    """Length-scale units, one per parent, from the curve ``fit``: sqrt(|P|) / w_j with w_j the root of parent j's
+    relevance relative to the mean (floored at ``RELEVANCE_FLOOR``, then rescaled to a root mean square of 1,
+    so the radii keep their meaning: a parent that moves the curve more gets a shorter length-scale)."""
+    g = relevance(a, y, fit.lengthscale, fit.ridge)
+    w = np.sqrt(np.maximum(g / max(float(g.mean()), 1e-300), RELEVANCE_FLOOR**2))
+    return np.sqrt(a.shape[1]) / (w / np.sqrt(np.mean(w * w)))
+
+
+def select(a: np.ndarray, y: np.ndarray) -> tuple[float | np.ndarray | None, float, float, float]:
+    """(length-scale: None for the line, a float or one per parent; ridge, LOO RMSE, curve gain) by leave-one-out
+    error. The line stays unless the best curve with one length-scale for all parents has a LOO error lower by
+    more than one standard error of the paired difference (a gain within the noise does not buy a curve that can
+    turn beyond the context). A curve then gets a length-scale per parent, up to ``PER_PARENT_STEPS`` times:
+    each parent's relevance is read off the current curve (``per_parent_unit``), the chosen radius is kept on
+    those units and the ridges are searched again; a step is kept only if it beats the current curve by the same
+    one-SE rule.
+    On the prior's RFF mechanisms (one length-scale on the raw parents, which the standardisation turns into a
+    different one per parent) this cut the validation suite's error under interventions by a fifth
+    (docs/training-log.md, "per-parent length-scales"). Curve gain: how much lower the best one-length-scale
+    curve's LOO mean squared error is than the line's, as a share of the line's."""
+    p = a.shape[1]
+    linear = _best((None, ridge, r) for ridge, r in _linear_loo(a, y))
+    smooth = _smooth(a, y, np.sqrt(p))
+    gain = linear.residuals**2 - smooth.residuals**2
+    curve_gain = float(gain.mean() / max(linear.mse, 1e-300))
+    if not _beats(gain):
+        return None, linear.ridge, float(np.sqrt(linear.mse)), curve_gain
+    radius = smooth.lengthscale / np.sqrt(p)
+    for _ in range(PER_PARENT_STEPS if p > 1 else 0):
+        unit = per_parent_unit(a, y, smooth)
+        refined = _best((radius * unit, ridge, r) for ridge, r in _smooth_loo(a, y, radius * unit))
+        if not _beats(smooth.residuals**2 - refined.residuals**2):
+            break
+        smooth = refined
+    lengthscale = smooth.lengthscale if np.ndim(smooth.lengthscale) else float(smooth.lengthscale)
+    return lengthscale, smooth.ridge, float(np.sqrt(smooth.mse)), curve_gain
+
+
+def solve(a: np.ndarray, y: np.ndarray, lengthscale: float | np.ndarray | None, ridge: float,
           weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(trend on [1, a], RBF dual weights or None) of the model on rows a -> y. ``weights`` (row multiplicities)
     make a row count that many times: the ridge on row j becomes ``ridge / weights_j``. Solved in the dual,
