@@ -55,7 +55,8 @@ def test_knowledge_is_honoured_by_every_method(method, small):
     assert graph.graph["method"] == method
     assert nx.is_directed_acyclic_graph(graph)
     assert graph.has_edge(*absent) and graph.edges[absent]["given"] is True
-    assert graph.edges[absent]["confidence"] == 1.0  # in every resample
+    assert graph.edges[absent]["stability"] == 1.0  # in every resample
+    assert graph.edges[absent]["confidence"] == 1.0  # the user's knowledge, not an estimate
     assert not graph.has_edge(*true_edge)
     level = {c: k for k, group in enumerate(tiers) for c in group}
     assert all(level[u] <= level[v] for u, v in graph.edges()), "an edge points to an earlier tier"
@@ -66,7 +67,8 @@ def test_a_partial_graph_is_completed_not_overwritten(small):
     graph = discover(small.data, required=partial, resamples=0)
     assert all(graph.has_edge(u, v) for u, v in partial.edges())
     assert graph.number_of_edges() > partial.number_of_edges()
-    assert all(graph.edges[e]["confidence"] is None for e in graph.edges())  # resamples=0: not computed
+    assert all(graph.edges[e]["confidence"] is None and graph.edges[e]["stability"] is None
+               for e in graph.edges())  # resamples=0: not computed
 
 
 # ---- determinism, accuracy, DAG ---------------------------------------------------------------------
@@ -118,7 +120,7 @@ def test_to_dag_resolves_cycles_and_undirected_edges_deterministically():
 
 def test_confidence_searches_random_halves_of_the_rows(small, monkeypatch):
     """Each subsample is a half of the rows without repeats (never fewer rows than a search needs), and the
-    confidence is the share of the subsamples' DAGs with the edge in that direction."""
+    stability is the share of the subsamples' DAGs with the edge in that direction."""
     import importlib
 
     module = importlib.import_module("condfip.discover")  # the module: condfip.discover is also the function
@@ -144,22 +146,72 @@ def test_confidence_searches_random_halves_of_the_rows(small, monkeypatch):
             for edge, share in (((u, v), 1.0),) if settled else (((u, v), 0.5), ((v, u), 0.5)):
                 counts[edge] = counts.get(edge, 0.0) + share
     columns = [str(c) for c in small.data.columns]
-    for u, v, confidence in graph.edges(data="confidence"):
-        assert confidence == counts.get((columns.index(u), columns.index(v)), 0.0) / 3
+    for u, v, stability in graph.edges(data="stability"):
+        assert stability == counts.get((columns.index(u), columns.index(v)), 0.0) / 3
 
 
 def test_a_direction_the_search_leaves_open_counts_half_each_way(small):
     # two Gaussian variables, X -> Y: no method that returns a CPDAG can orient the edge, so whichever
-    # direction the answer shows, its confidence is one half
+    # direction the answer shows, its stability is one half
     rng = np.random.default_rng(5)
     x = rng.normal(size=300)
     pair = pd.DataFrame({"X": x, "Y": x + 0.5 * rng.normal(size=300)})
     for method in ("pc", "ges", "boss"):
         graph = discover(pair, method=method, resamples=4, seed=0)
-        assert [c for *_, c in graph.edges(data="confidence")] == [0.5], method
+        assert [c for *_, c in graph.edges(data="stability")] == [0.5], method
     dag = to_dag((set(), {(0, 1)}), Knowledge(), 2)
     assert [settled for *_, settled in dag.edges(data="settled")] == [False]
     assert to_dag(({(0, 1)}, set()), Knowledge(), 2).edges[0, 1]["settled"] is True
+
+
+def test_isotonic_fit_is_the_monotone_least_squares_fit():
+    """Pool adjacent violators against a brute-force check: the fit is non-decreasing and no monotone step
+    function on the distinct stabilities has a smaller squared error (all splits into blocks tried)."""
+    import itertools
+
+    from condfip.edge_confidence import fit_map, isotonic
+
+    x = np.array([0.1, 0.1, 0.3, 0.5, 0.5, 0.7, 0.9, 0.9, 1.0, 1.0])
+    y = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
+    xs, right, size = isotonic(x, y)
+    fitted = right / size
+    assert list(xs) == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0] and np.all(np.diff(fitted) >= 0)
+    per_x = [y[x == v].astype(float) for v in xs]
+
+    def error(values):
+        return sum(((ys - v) ** 2).sum() for ys, v in zip(per_x, values, strict=True))
+
+    best = np.inf
+    for cuts in itertools.product([False, True], repeat=len(xs) - 1):  # every partition into runs
+        runs, start = [], 0
+        for i, cut in enumerate(cuts, 1):
+            if cut:
+                runs.append((start, i))
+                start = i
+        runs.append((start, len(xs)))
+        means = [np.concatenate(per_x[a:b]).mean() for a, b in runs]
+        if np.all(np.diff(means) >= 0):
+            best = min(best, error([m for (a, b), m in zip(runs, means, strict=True) for _ in range(b - a)]))
+    assert error(fitted) == pytest.approx(best)
+    # blocks {0.1, 0.3, 0.5}: 2 of 5 right, {0.7, 0.9}: 2 of 3, {1.0}: 2 of 2; each shrunk by one right and one
+    # wrong pseudo-edge: never 0 or 1
+    assert fit_map(x, y)["confidence"] == [round(3 / 7, 4)] * 3 + [0.6] * 2 + [0.75]
+    # a small block that shrinking puts out of order is pooled again: 0 of 1, then 0 of 10, then 5 of 5
+    x2 = np.array([0.1] + [0.2] * 10 + [0.3] * 5)
+    y2 = np.array([0] * 11 + [1] * 5, dtype=bool)
+    assert fit_map(x2, y2)["confidence"] == [round(2 / 15, 4)] * 2 + [round(6 / 7, 4)]
+
+
+def test_confidence_is_the_method_s_map_applied_to_the_stability(small):
+    from condfip.edge_confidence import confidence, maps
+
+    assert set(maps()) == set(METHODS)  # every method offered has a measured map
+    for method, table in maps().items():
+        assert np.all(np.diff(table["stability"]) > 0) and np.all(np.diff(table["confidence"]) >= 0), method
+        assert all(0 < c < 1 for c in table["confidence"]), method
+    graph = discover(small.data, method="boss", resamples=4, seed=0)
+    for *_, attrs in graph.edges(data=True):
+        assert attrs["confidence"] == confidence("boss", attrs["stability"])
 
 
 def test_cpdag_extension_adds_no_v_structure():
@@ -298,11 +350,11 @@ def test_infer_without_a_graph_discovers_it_and_the_report_flags_weak_edges(smal
     u, v = min(small.scm.graph.edges())
     weak.add_edge(u, v, confidence=0.2)
     text = str(model.infer(small.data, weak).report())
-    assert "subsample confidence below 0.5" in text and f"{u} -> {v} (0.20)" in text
+    assert "confidence below 0.5" in text and f"{u} -> {v} (0.20)" in text
 
 
 def _low_confidence_line(scm) -> str:
-    return next(line for line in str(scm.report()).splitlines() if "subsample confidence below" in line)
+    return next(line for line in str(scm.report()).splitlines() if "confidence below" in line)
 
 
 def test_a_saved_scm_keeps_the_discovered_edges_confidence(small, weights, tmp_path):

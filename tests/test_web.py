@@ -308,7 +308,8 @@ def discovered(server, token: str, timeout: float = 120.0) -> dict:
 def start_discovery(server, path: Path, resamples: int = 5) -> tuple[str, dict]:
     status, answer, _ = post(server, "api/discover", {"data": encoded(path), "resamples": resamples})
     assert status == 200, answer
-    assert answer["state"] in ("waiting", "running", "done") and answer["resamples"] == resamples
+    # a search that fails at once (a missing package) may have failed before this answer
+    assert answer["state"] in ("waiting", "running", "done", "failed") and answer["resamples"] == resamples
     return answer["discovery"], discovered(server, answer["discovery"])
 
 
@@ -332,7 +333,7 @@ def test_discovery_proposes_the_librarys_graph_with_confidence_then_accepts_it(s
     summary = accepted["summary"]
     assert summary["graph"]["source"] == f"discovered: {answer['method']}, 5 resamples"
     assert summary["graph"]["edges"] == answer["edges"] and summary["graph"]["low_confidence"] == LOW_CONFIDENCE
-    assert any("subsample confidence below" in w for w in summary["report"]["warnings"])  # the library's warning
+    assert any("confidence below" in w for w in summary["report"]["warnings"])  # the library's warning
     status, shown, _ = post(server, "api/intervene", {"session": accepted["session"], **_do("A", 1.0), "n": 100})
     assert status == 200 and {"A", "C"} <= {item["node"] for item in shown["nodes"]}  # works as with a given graph
 
@@ -342,7 +343,7 @@ def test_discovery_proposes_the_librarys_graph_with_confidence_then_accepts_it(s
     graph = edited["summary"]["graph"]
     assert graph["source"].endswith(", edited on the page")
     assert {(e["cause"], e["effect"]): e["confidence"] for e in graph["edges"]}[("C", "D")] is None
-    assert not any("subsample confidence below" in w for w in edited["summary"]["report"]["warnings"])
+    assert not any("confidence below" in w for w in edited["summary"]["report"]["warnings"])
 
     status, cyclic, _ = post(server, "api/accept", {"discovery": token, "edges": kept + [["C", "A"]]})
     assert status == 400 and "cycle" in cyclic["error"]

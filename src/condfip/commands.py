@@ -386,10 +386,10 @@ def discover(
                                                    "earliest tier first (repeatable): no edge points to an "
                                                    "earlier tier.")] = None,
     resamples: Annotated[int | None, typer.Option("--resamples", help="Subsamples (random halves of the rows) "
-                                                  "for the edges' confidence.")] = None,
+                                                  "for the edges' stability and confidence.")] = None,
     seed: Seed = 0,
 ):
-    """Discover a causal DAG from DATA and write it as an edge list with a subsample confidence per edge;
+    """Discover a causal DAG from DATA and write it as an edge list with a confidence per edge;
     every command's --graph reads it back.
 
     Example: condfip discover data.csv --tier age --tier smoking,diet -o graph.csv

@@ -1,11 +1,12 @@
-"""Causal discovery: a DAG over the data's columns from an established library, with a per-edge subsample
-confidence and the user's background knowledge honoured.
+"""Causal discovery: a DAG over the data's columns from an established library, with a per-edge confidence
+and the user's background knowledge honoured.
 
 ``discover(data)`` runs one search on all rows (that graph is the answer) and the same search on ``resamples``
 random halves of the rows (drawn without replacement, as in stability selection; ``subsample_rows``); an edge's
-``confidence`` is the share of subsamples whose DAG holds the edge in the same direction. Halves, not bootstrap
-resamples: on the simulator's prior the edges that were stable over halves were right more often (edges with
-confidence >= 0.9: 77% against 74% on the design seed, 84% against 82% on a second seed; docs/discovery.md).
+``stability`` is the share of subsamples whose DAG holds the edge in the same direction, and its ``confidence``
+is that stability mapped to how often edges so stable were right on the simulator's prior, per method
+(``condfip.edge_confidence``). Halves, not bootstrap resamples: on the prior the edges that were stable over
+halves were right more often (docs/discovery.md).
 The methods (``METHODS``) are third-party implementations, chosen by
 measurement (docs/discovery.md; ``tools/discovery_comparison.py`` reproduces it):
 
@@ -25,7 +26,7 @@ leaves undirected are oriented by the Dor-Tarsi consistent extension (no new v-s
 eligible node in column order, and any the extension cannot place follow a topological order of what is
 already directed (ties by column order). So every answer is a DAG, the same for the same data and seed.
 Directions set by that convention (extension, fallback, a reversal to break a cycle) are not evidence: in the
-subsamples they count half for each direction, so such an edge's confidence is at most 0.5 per direction.
+subsamples they count half for each direction, so such an edge's stability is at most 0.5 per direction.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from condfip import edge_confidence
 from condfip.errors import InputError
 
 METHODS = ("pc", "ges", "boss", "direct-lingam")
@@ -409,17 +411,19 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
         tiers: groups of columns, earliest first (e.g. time order): no edge points to an earlier tier. Also a
             {column: integer tier} map. Columns in no tier are unconstrained.
         seed: seeds the subsamples (and the methods that draw random numbers).
-        resamples: subsamples of the rows (random halves, ``subsample_rows``) for the edges' ``confidence``
-            (0: confidence is not computed and is None).
+        resamples: subsamples of the rows (random halves, ``subsample_rows``) for the edges' ``stability`` and
+            ``confidence`` (0: neither is computed, both are None).
         progress: called as ``progress(done, resamples)`` after the search on all rows (``done`` = 0) and
             after each subsample's search (e.g. for a progress display; an exception it raises stops the
             discovery and propagates).
 
     Returns:
-        An nx.DiGraph over the columns (data order). Edge attributes: ``confidence`` (share of subsamples whose
+        An nx.DiGraph over the columns (data order). Edge attributes: ``stability`` (share of subsamples whose
         DAG has that edge in that direction; an edge whose direction the search left open, an undirected
-        CPDAG edge, counts half for each direction) and ``given`` (True for a required edge). Graph attributes:
-        ``method``, ``resamples``, ``seed``, ``seconds``.
+        CPDAG edge, counts half for each direction), ``confidence`` (the stability mapped to the share of
+        edges that stable that were right, present and oriented, on the simulator's prior for this method:
+        ``condfip.edge_confidence``; 1 for a required edge) and ``given`` (True for a required edge). Graph attributes: ``method``,
+        ``resamples``, ``seed``, ``seconds``.
     """
     from condfip.inputs import read_data
 
@@ -452,8 +456,11 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
     graph = nx.DiGraph(method=method, resamples=int(resamples), seed=seed)
     graph.add_nodes_from(columns)
     for u, v in dag.edges():
-        confidence = counts.get((u, v), 0) / resamples if resamples else None
-        graph.add_edge(columns[u], columns[v], confidence=confidence, given=(u, v) in knowledge.required)
+        stability = counts.get((u, v), 0) / resamples if resamples else None
+        given = (u, v) in knowledge.required
+        confidence = (None if stability is None else 1.0 if given  # a required edge is the user's knowledge
+                      else edge_confidence.confidence(method, stability))
+        graph.add_edge(columns[u], columns[v], stability=stability, confidence=confidence, given=given)
     graph.graph["seconds"] = time.perf_counter() - start
     return graph
 

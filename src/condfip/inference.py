@@ -252,7 +252,7 @@ class ZeroShotModel:
         encoder head (the model card's default) is the network's either way.
 
         ``graph=None``: the graph is discovered from all rows by ``condfip.discover`` with its default method
-        (edges carry a subsample ``confidence``; ``scm.report()`` flags the low ones). ``scm.graph_source``
+        (edges carry a ``confidence``; ``scm.report()`` flags the low ones). ``scm.graph_source``
         says where the graph came from: ``"given"`` or ``"discovered: <method>, <k> resamples"``."""
         frame = read_data(data)
         source = "given"

@@ -36,7 +36,7 @@ import pandas as pd
 from condfip.errors import ExtrapolationWarning, InputError
 
 ALPHA = 0.01  # family-wise level of the independence screen
-LOW_CONFIDENCE = 0.5  # a discovered edge found in fewer than this share of subsamples is flagged
+LOW_CONFIDENCE = 0.5  # a discovered edge less likely right than wrong (condfip.edge_confidence) is flagged
 OUTSIDE_SHARE = 0.05  # warn when more than this share of the given rows lies outside the context range
 SMALL_CONTEXT_NOISE_RATIO = 1.6  # docs/results/full: condfip noise RMSE, n = 50 over n = 400, median of 16 cells
 
@@ -219,18 +219,18 @@ def _warnings(scm, table: pd.DataFrame, rows: int, d: int, source: str, alpha: f
 
 def is_low_confidence(attrs: dict) -> bool:
     """Whether an edge (its attributes in a graph from ``condfip.discover``) is flagged: a discovered, not
-    required, edge with subsample ``confidence`` below ``LOW_CONFIDENCE``."""
+    required, edge with ``confidence`` (its estimated chance of being right) below ``LOW_CONFIDENCE``."""
     return (attrs.get("confidence") is not None and not attrs.get("given")
             and float(attrs["confidence"]) < LOW_CONFIDENCE)
 
 
 def _low_confidence_edges(graph) -> list[str]:
-    """One warning listing the edges (of a discovered graph) whose subsample ``confidence`` is low."""
+    """One warning listing the edges (of a discovered graph) whose ``confidence`` is low."""
     low = sorted((attrs["confidence"], str(u), str(v)) for u, v, attrs in graph.edges(data=True)
                  if is_low_confidence(attrs))
     if not low:
         return []
     shown = ", ".join(f"{u} -> {v} ({c:.2f})" for c, u, v in low[:8]) + (" ..." if len(low) > 8 else "")
-    return [(f"{len(low)} edge(s) of the discovered graph have subsample confidence below {LOW_CONFIDENCE:g}: "
-            f"{shown}; answers that depend on them are uncertain: check them, or give the edges you know as "
+    return [(f"{len(low)} edge(s) of the discovered graph have confidence below {LOW_CONFIDENCE:g} (more "
+            f"likely wrong than right, judged by how stable they were over subsamples): {shown}; answers that depend on them are uncertain: check them, or give the edges you know as "
             f"required/forbidden knowledge to condfip.discover")]

@@ -33,7 +33,7 @@ def _refuse_non_finite(frame: pd.DataFrame, what: str) -> pd.DataFrame:
 
 def summary(workspace: Workspace) -> dict:
     """The dataset, the DAG with its layout and where it came from (``scm.graph_source``: given, or discovered,
-    then each edge carries its subsample confidence), each node's slider bounds and the trust report per node."""
+    then each edge carries its confidence), each node's slider bounds and the trust report per node."""
     report = workspace.report()
     table = report.table
     rows = []

@@ -90,7 +90,7 @@ function downstreamOf(nodes) {
 // ---- the graph --------------------------------------------------------------------------------------------
 
 // a graph view: { nodes, layout, edges: [{ cause, effect, confidence, low }] }; a discovered edge carries its
-// subsample confidence (drawn as a label; low: dashed red), any other edge null
+// confidence (drawn as a label; low: dashed red), any other edge null
 function drawGraph(svg, view, { classesOf = () => [], onClick = null } = {}) {
   svg.replaceChildren();
   const width = 640, height = 400, boxW = 78, boxH = 26;
@@ -383,7 +383,7 @@ function show(newSummary) {
   const source = $("graph-source");
   source.hidden = summary.graph.source === "given";
   source.textContent = source.hidden ? "" : "This graph was discovered from the data, not given (" +
-    summary.graph.source + "): every answer on this page depends on it. Edges are labelled with their subsample confidence; " +
+    summary.graph.source + "): every answer on this page depends on it. Edges are labelled with their confidence; " +
     "dashed red: below " + summary.graph.low_confidence + ".";
   $("discover-resamples").value = $("discover-resamples").value || summary.discovery_resamples;
   drawReport();
