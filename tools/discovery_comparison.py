@@ -12,8 +12,8 @@ calibration file, written to the package's ``data/edge-confidence.json``.
 ``summary --calibration``: the edges binned by their confidence under the package's maps (and by stability), and
 the share right of those with confidence >= 0.9; on a seed the maps were not fitted on, that is the check.
 
-The SCMs come from ``condfip.bench.suites.make_problem`` with ``condfip.train.DESIGN_SEED`` (calibrate: or --seed), neither the
-benchmark's seed nor the validation suite's.
+The SCMs come from ``condfip.bench.suites.make_problem`` with ``condfip.train.DESIGN_SEED`` (calibrate: or
+--seed), neither the benchmark's seed nor the validation suite's.
 
 Usage (one thread, as run for docs/discovery.md):
   OMP_NUM_THREADS=1 nice -n 15 python tools/discovery_comparison.py compare --out docs/discovery/comparison.json

@@ -422,8 +422,8 @@ def discover(data, *, method: str | None = None, required: Any = (), forbidden: 
         DAG has that edge in that direction; an edge whose direction the search left open, an undirected
         CPDAG edge, counts half for each direction), ``confidence`` (the stability mapped to the share of
         edges that stable that were right, present and oriented, on the simulator's prior for this method:
-        ``condfip.edge_confidence``; 1 for a required edge) and ``given`` (True for a required edge). Graph attributes: ``method``,
-        ``resamples``, ``seed``, ``seconds``.
+        ``condfip.edge_confidence``; 1 for a required edge) and ``given`` (True for a required edge). Graph
+        attributes: ``method``, ``resamples``, ``seed``, ``seconds``.
     """
     from condfip.inputs import read_data
 

@@ -19,8 +19,8 @@ A curve then gets a length-scale per parent, read off how much the curve moves a
 where it beats the single one by the same rule (``select``). Beyond the context's range a curve answers as
 ``choose_beyond`` decided; a line continues. Nothing is tuned to a benchmark. The choice reads at most
 ``SELECTION_ROWS`` context rows (evenly spaced; the eigendecompositions grow with n^3); the chosen regression is
-then solved on all of them. This is a classical, closed-form per-dataset fit (no gradient step, no network), not the paper's
-regression-free decoder; ``InferredSCM(mechanisms="kernel")`` (the default) uses it. Roots have no mechanism
+then solved on all of them. This is a classical, closed-form per-dataset fit (no gradient step, no network),
+not the paper's regression-free decoder; ``InferredSCM(mechanisms="kernel")`` (the default) uses it. Roots have no mechanism
 (f_i = the context mean, 0 here).
 """
 

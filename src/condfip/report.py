@@ -232,5 +232,6 @@ def _low_confidence_edges(graph) -> list[str]:
         return []
     shown = ", ".join(f"{u} -> {v} ({c:.2f})" for c, u, v in low[:8]) + (" ..." if len(low) > 8 else "")
     return [(f"{len(low)} edge(s) of the discovered graph have confidence below {LOW_CONFIDENCE:g} (more "
-            f"likely wrong than right, judged by how stable they were over subsamples): {shown}; answers that depend on them are uncertain: check them, or give the edges you know as "
-            f"required/forbidden knowledge to condfip.discover")]
+            f"likely wrong than right, judged by how stable they were over subsamples): {shown}; answers that "
+            f"depend on them are uncertain: check them, or give the edges you know as required/forbidden "
+            f"knowledge to condfip.discover")]
