@@ -140,6 +140,25 @@ def test_encoder_abduction_runs_and_differs_from_decoder():
     assert enc.shape == dec.shape and not np.allclose(enc, dec)
 
 
+def test_the_encoder_pass_on_some_nodes_and_their_ancestors_equals_the_full_pass(monkeypatch):
+    """The noise answer runs the encoder head only on the nodes that need it and their ancestors: the same
+    values as the full pass (float32 rounding), with the shipped weights (pair bias and pair values on); without
+    the ancestors the values change, so the ancestors are what the pass needs."""
+    sim = simulate(get_prior("paper-in"), nodes=12, samples=200, seed=3, mechanism="rff")
+    scm = condfip.load_pretrained().infer(sim.data, sim.scm.graph)
+    x = sim.data.to_numpy()[:40] + 0.1
+    full = scm.encoder_mechanism_array(x)
+    ancestors = {i: len(nx.ancestors(sim.scm.graph, c)) for i, c in enumerate(scm.columns)}
+    nodes = np.array(sorted(i for i in ancestors if ancestors[i] > 0)[:3])
+    assert len(nodes) == 3 and len(scm._with_ancestors(nodes)) < len(scm.columns)  # a smaller pass
+    some = scm.encoder_mechanism_array(x, nodes)
+    assert some.shape == (len(x), len(nodes))
+    np.testing.assert_allclose((some - full[:, nodes]) / scm.std[nodes], 0, atol=1e-4)
+    monkeypatch.setattr(type(scm), "_with_ancestors", lambda self, nodes: np.sort(np.asarray(nodes)))
+    alone = scm.encoder_mechanism_array(x, nodes)  # the nodes without their ancestors
+    assert np.abs((alone - full[:, nodes]) / scm.std[nodes]).max() > 1e-2
+
+
 def test_large_contexts_are_subsampled_with_a_seed():
     data, graph = chain_data(n=80)
     model = random_model(max_context=30)
