@@ -184,8 +184,7 @@ def summary(args) -> None:
                           f"{np.mean([r['present'] for r in rs]):.0%} |")
         print()
         for method in sorted({r["method"] for r in records}) + ["all", "default"]:
-            rs = [r for r in records if method in ("all", r["method"])
-                  or (method == "default" and r["method"] == default_method(400, r["d"]))]
+            rs = _members(records, method)
             print(confident_share(rs, method), "| by stability:", confident_share(rs, method, key="stability"))
         print("\nReliability (edges binned by confidence: mean confidence against the share right; Brier score of "
               "confidence and of stability as forecasts of right):")
@@ -193,8 +192,7 @@ def summary(args) -> None:
         print("|---|---|---|---|---|---|---|")
         edges = [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01)]
         for method in sorted({r["method"] for r in records}) + ["default"]:
-            rs = [r for r in records if r["method"] == method
-                  or (method == "default" and r["method"] == default_method(400, r["d"]))]
+            rs = _members(records, method)
             brier = {key: np.mean([(r[key] - r["right"]) ** 2 for r in rs]) for key in ("confidence", "stability")}
             first = True
             for lo, hi in edges:
@@ -205,6 +203,16 @@ def summary(args) -> None:
                     print(f"| {method} | [{lo:.1f}, {min(hi, 1.0):.1f}{')' if hi < 1 else ']'} | {len(b)} | "
                           f"{np.mean([r['confidence'] for r in b]):.2f} | {np.mean([r['right'] for r in b]):.0%} |"
                           + tail)
+
+
+def _members(records: list[dict], group: str) -> list[dict]:
+    """A calibration file's edges of one method, of all methods ("all"), or of the method ``discover`` runs
+    by default on each SCM's size ("default"; the calibration cells have n = 400)."""
+    if group == "all":
+        return records
+    if group == "default":
+        return [r for r in records if r["method"] == default_method(400, r["d"])]
+    return [r for r in records if r["method"] == group]
 
 
 def fit_confidence(args) -> None:

@@ -27,34 +27,38 @@ import numpy as np
 MAP_FILE = Path(__file__).parent / "data" / "edge-confidence.json"
 
 
-def _pool(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pool(sums: np.ndarray, counts: np.ndarray) -> list[tuple[int, int, float, float]]:
     """Pool adjacent violators over ordered groups (``sums`` right of ``counts`` each): merge neighbours while a
-    group's share is below its predecessor's. Returns each input group's pooled (right, size)."""
-    blocks: list[list[float]] = []  # [sum, count, first group, last group]
+    group's share is below its predecessor's. Returns the blocks as (first group, last group, right, size)."""
+    blocks: list[tuple[int, int, float, float]] = []
     for i, (s, c) in enumerate(zip(sums, counts, strict=True)):
-        blocks.append([float(s), float(c), i, i])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s2, c2, _, last = blocks.pop()
-            blocks[-1][0] += s2
-            blocks[-1][1] += c2
-            blocks[-1][3] = last
-    right, size = np.empty(len(sums)), np.empty(len(sums))
-    for s, c, first, last in blocks:
-        right[int(first):int(last) + 1] = s
-        size[int(first):int(last) + 1] = c
-    return right, size
+        block = (i, i, float(s), float(c))
+        while blocks and blocks[-1][2] / blocks[-1][3] > block[2] / block[3]:
+            first, _, s2, c2 = blocks.pop()
+            block = (first, block[1], s2 + block[2], c2 + block[3])
+        blocks.append(block)
+    return blocks
+
+
+def _spread(blocks: list[tuple[int, int, float, float]], column: int) -> np.ndarray:
+    """Each group's value of its block (``column`` 2: right, 3: size)."""
+    return np.repeat([b[column] for b in blocks], [b[1] - b[0] + 1 for b in blocks])
+
+
+def _by_value(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct x, and the right count and size of the group of edges at each."""
+    order = np.argsort(x, kind="stable")
+    xs, start = np.unique(x[order], return_index=True)
+    return xs, np.add.reduceat(y[order].astype(float), start), np.diff(np.append(start, len(x))).astype(float)
 
 
 def isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The non-decreasing least-squares fit of ``y`` (right / wrong) on ``x`` (pool adjacent violators, ties in
     x pooled first). Returns (the distinct x, and for each the right count and size of the block it fell in):
     the fitted share at each distinct x is right / size."""
-    order = np.argsort(x, kind="stable")
-    xs, start = np.unique(x[order], return_index=True)
-    sums = np.add.reduceat(y[order].astype(float), start)
-    counts = np.diff(np.append(start, len(x))).astype(float)
-    right, size = _pool(sums, counts)
-    return xs, right, size
+    xs, sums, counts = _by_value(x, y)
+    blocks = _pool(sums, counts)
+    return xs, _spread(blocks, 2), _spread(blocks, 3)
 
 
 def fit_map(stability: np.ndarray, right: np.ndarray) -> dict:
@@ -62,11 +66,12 @@ def fit_map(stability: np.ndarray, right: np.ndarray) -> dict:
 
     Each block of the isotonic fit gets one right and one wrong pseudo-edge; where that shrinking puts a small
     block out of order, the shrunk blocks are pooled again, so the map stays non-decreasing."""
-    xs, r, n = isotonic(np.asarray(stability, dtype=float), np.asarray(right, dtype=bool))
-    first = np.flatnonzero(np.append(True, (r[1:] != r[:-1]) | (n[1:] != n[:-1])))  # each block's first x
-    pooled_r, pooled_n = _pool(r[first] + 1.0, n[first] + 2.0)
-    confidence = np.repeat(pooled_r / pooled_n, np.diff(np.append(first, len(xs))))
-    return {"stability": [round(float(v), 6) for v in xs], "confidence": [round(float(v), 4) for v in confidence],
+    xs, sums, counts = _by_value(np.asarray(stability, dtype=float), np.asarray(right, dtype=bool))
+    blocks = _pool(sums, counts)
+    shrunk = _pool(np.array([b[2] + 1.0 for b in blocks]), np.array([b[3] + 2.0 for b in blocks]))
+    widths = np.array([b[1] - b[0] + 1 for b in blocks])  # distinct stabilities per first-pass block
+    share = np.repeat([b[2] / b[3] for b in shrunk], [widths[b[0]:b[1] + 1].sum() for b in shrunk])
+    return {"stability": [round(float(v), 6) for v in xs], "confidence": [round(float(v), 4) for v in share],
             "edges": len(stability)}
 
 

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from condfip.errors import ExtrapolationWarning, InputError
+from condfip.scm import ancestral_columns
 
 METHODS = ("context", "noise")
 # noise draws per context-bootstrap replicate: the replicates share their draws, so their spread is the context
@@ -303,16 +304,6 @@ class _Replicates:
         settled = x if needed is None else x[:, :, needed]
         self.scm._check_finite(settled.reshape(-1, settled.shape[2]), "a bootstrap replicate's result")
         return x
-
-
-def ancestral_columns(scm, targets: list[str]) -> np.ndarray:
-    """Indices of ``targets`` and all their ancestors: the only columns a target's value depends on."""
-    import networkx as nx
-
-    keep = set(targets)
-    for target in targets:
-        keep |= {str(v) for v in nx.ancestors(scm._graph, target)}
-    return np.array(sorted(scm.columns.index(c) for c in keep))
 
 
 def model_scale(scm, target: str, effects: np.ndarray, intervened) -> float:

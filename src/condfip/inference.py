@@ -26,7 +26,7 @@ from condfip.memory import ROW_CHUNK, check_memory
 from condfip.model import CondFiP
 from condfip.pretrained import _weights_paths, build_network
 from condfip.saved import read_scm
-from condfip.scm import SCM, draw_from_pool
+from condfip.scm import SCM, ancestral_columns, draw_from_pool
 
 ABDUCTIONS = ("auto", "decoder", "encoder")
 DEFAULT_ABDUCTION = "auto"  # measured best on noise (docs/training-log.md, "auto abduction")
@@ -188,12 +188,8 @@ class InferredSCM(SCM):
         return self.mean[nodes] + self.std[nodes] * f[:, np.searchsorted(sub, nodes)]
 
     def _with_ancestors(self, nodes: np.ndarray) -> np.ndarray:
-        """The sorted column indices of ``nodes`` and all their ancestors."""
-        where = {c: k for k, c in enumerate(self.columns)}
-        keep = {int(i) for i in nodes}
-        for i in nodes:
-            keep |= {where[a] for a in nx.ancestors(self._graph, self.columns[int(i)])}
-        return np.array(sorted(keep))
+        """The sorted column indices of ``nodes`` (indices) and all their ancestors."""
+        return ancestral_columns(self, [self.columns[int(i)] for i in nodes])
 
     def context_noise(self) -> np.ndarray:
         """The context rows' noise as the decoder abducts it, ``x - T(x)``: the pool fresh noise is drawn from.

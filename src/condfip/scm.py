@@ -38,6 +38,14 @@ def topological_generations(graph: nx.DiGraph, columns: list[str]) -> list[np.nd
     return [np.array(sorted(position[str(v)] for v in gen)) for gen in nx.topological_generations(graph)]
 
 
+def ancestral_columns(scm, targets: list[str]) -> np.ndarray:
+    """Indices of ``targets`` and all their ancestors: the only columns a target's value depends on."""
+    keep = set(targets)
+    for target in targets:
+        keep |= {str(v) for v in nx.ancestors(scm._graph, target)}
+    return np.array(sorted(scm.columns.index(c) for c in keep))
+
+
 def random_generator(seed, what: str = "seed") -> np.random.Generator:
     """``np.random.default_rng(seed)`` for a seed that is None, a non-negative integer or a Generator; anything
     else (a negative number, a float, a string) is an InputError naming ``what``."""
